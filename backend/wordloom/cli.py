@@ -1,0 +1,61 @@
+"""`wordloom` / `backend/scripts/cli.py`: the one router, `<group> <command> [args]`.
+
+Each entry names a module under wordloom.commands that exposes COMMAND.  Modules are imported only
+when their command runs, so `--help` stays fast and one broken command cannot break the others.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+GROUPS: dict[str, dict[str, str]] = {
+    "dev": {
+        "services": "dev_services",
+        "migrate": "dev_migrate",
+    },
+    "ops": {},
+    "outbox": {},
+    "labs": {},
+}
+TOP_LEVEL: dict[str, str] = {}
+
+
+def _usage(prog: str) -> str:
+    lines = [f"usage: {prog} <group> <command> [options]", "", "commands:"]
+    for group, commands in GROUPS.items():
+        for name in commands:
+            lines.append(f"  {group} {name}")
+    for name in TOP_LEVEL:
+        lines.append(f"  {name}")
+    lines += ["", f"`{prog} <group> <command> --help` shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from .commands.base import run_command
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or os.path.basename(sys.argv[0]) or "wordloom"
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage(prog))
+        return 0 if args else 2
+    head = args[0]
+    if head in TOP_LEVEL:
+        return run_command(TOP_LEVEL[head], args[1:], prog=f"{prog} {head}")
+    if head not in GROUPS:
+        print(f"{prog}: error: unknown command group {head!r}\n\n{_usage(prog)}", file=sys.stderr)
+        return 2
+    commands = GROUPS[head]
+    if len(args) < 2 or args[1] in ("-h", "--help"):
+        print(f"usage: {prog} {head} <command> [options]\n\ncommands: {', '.join(commands) or '(none)'}")
+        return 0 if len(args) >= 2 else 2
+    name = args[1]
+    if name not in commands:
+        print(f"{prog}: error: unknown command {head} {name!r}; choose from: {', '.join(commands)}", file=sys.stderr)
+        return 2
+    return run_command(commands[name], args[2:], prog=f"{prog} {head} {name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The uniform base of every command: arguments, env file, handle, exit code.
+
+Exit codes: 0 ok · 1 runtime failure (database unreachable, verification failed, ...) ·
+2 usage or configuration error (argparse's own convention) · 130 interrupted.
+Errors a person can make print one line on stderr, never a stack trace, and never a password.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from ..db.connect import DatabaseUnavailable
+from ..envfile import EnvFileNotFound, load_env_file, resolve_env_file
+from ..redact import redact
+from ..settings import ConfigError
+
+ENV_FILE_HELP = (
+    "env file to read (default: %(default)s; looked up in the working directory, then the repo root). "
+    "Variables already exported with a non-empty value win over the file."
+)
+
+
+class CommandError(Exception):
+    """A failure to report as one line; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+class Command:
+    name: str = ""
+    help: str = ""
+    description: str | None = None
+    default_env_file: str | None = ".env.dev"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # pragma: no cover - override
+        pass
+
+    def handle(self, args: argparse.Namespace) -> int:  # pragma: no cover - override
+        raise NotImplementedError
+
+    def build_parser(self, prog: str | None = None) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=prog, description=self.description or self.help)
+        if self.default_env_file is not None:
+            parser.add_argument("--env-file", default=self.default_env_file, help=ENV_FILE_HELP)
+        self.add_arguments(parser)
+        return parser
+
+    def load_env(self, args: argparse.Namespace) -> None:
+        name = getattr(args, "env_file", None)
+        if not name:
+            return
+        try:
+            path = resolve_env_file(name)
+        except EnvFileNotFound as exc:
+            # The default file is optional (exported variables may say everything); a file the
+            # person named explicitly must exist.
+            if name == self.default_env_file and "--env-file" not in sys.argv:
+                return
+            raise CommandError(f"env file not found: {name} (tried: {', '.join(map(str, exc.tried))})") from None
+        load_env_file(path)
+
+    def run(self, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+        parser = self.build_parser(prog)
+        args = parser.parse_args(argv)
+        try:
+            self.load_env(args)
+            from ..observability.logs import setup_logging
+
+            setup_logging()
+            return int(self.handle(args) or 0)
+        except (CommandError, ConfigError, DatabaseUnavailable) as exc:
+            code = getattr(exc, "code", 2 if isinstance(exc, ConfigError) else 1)
+            print(f"{parser.prog}: error: {redact(exc)}", file=sys.stderr)
+            return code
+        except KeyboardInterrupt:
+            print(f"{parser.prog}: interrupted", file=sys.stderr)
+            return 130
+
+
+def run_command(module_name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Import `wordloom.commands.<module_name>` and run its COMMAND."""
+    import importlib
+
+    module = importlib.import_module(f"wordloom.commands.{module_name}")
+    return module.COMMAND.run(argv, prog=prog or os.path.basename(sys.argv[0]))

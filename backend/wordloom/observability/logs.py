@@ -1,0 +1,68 @@
+"""Logging: one JSON object per line (LOG_JSON, default true) with secrets masked.
+
+Each record carries ts, level, logger, message, and trace_id/span_id when an OpenTelemetry span is
+active.  Masking happens in the formatter, so it covers messages, arguments and tracebacks alike.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+
+from ..redact import redact
+from ..settings import Env
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def _trace_ids() -> dict:
+    try:
+        from opentelemetry import trace
+    except ImportError:  # pragma: no cover
+        return {}
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx or not ctx.is_valid:
+        return {}
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        payload.update(_trace_ids())
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and not key.startswith("_"):
+                payload[key] = value if isinstance(value, (int, float, bool)) or value is None else redact(value)
+        if record.exc_info:
+            payload["exc_info"] = redact(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False, default=str)
+
+
+class RedactingTextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def setup_logging(environ=None, stream=None) -> None:
+    env = Env(environ)
+    level = (env.str("LOG_LEVEL", "INFO") or "INFO").upper()
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if env.bool("LOG_JSON", True):
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(RedactingTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level, logging.INFO))
+    for noisy in ("elastic_transport", "urllib3", "httpx", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")

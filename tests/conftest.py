@@ -1,0 +1,61 @@
+"""Session-wide real servers and per-test isolation (own database, own index)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "backend"))
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.stack import Stack  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def stack():
+    s = Stack.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def db_url(stack):
+    """A fresh, migrated database for this test (sentinel env=test)."""
+    url = stack.new_database("test")
+    yield url
+    stack.drop_database(url)
+
+
+@pytest.fixture
+def es_index(stack):
+    """A unique index name for this test; deleted afterwards (with any versioned twins)."""
+    from elasticsearch import Elasticsearch
+
+    name = stack.new_index_name()
+    yield name
+    es = Elasticsearch(stack.elastic_url)
+    try:
+        for idx in list(es.indices.get(index=f"{name}*", ignore_unavailable=True, allow_no_indices=True).keys()):
+            es.options(ignore_status=404).indices.delete(index=idx)
+    finally:
+        es.close()
+
+
+@pytest.fixture
+def worker_env(stack, db_url, es_index):
+    """Environment for a worker/API subprocess pointed at this test's database and index."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTBOX_", "WORDLOOM_", "OTEL_"))}
+    env.update(
+        DATABASE_URL=db_url,
+        ELASTIC_URL=stack.elastic_url,
+        ELASTIC_INDEX=es_index,
+        WORDLOOM_ENV="test",
+        OUTBOX_METRICS_PORT="0",
+        LOG_JSON="true",
+        PYTHONPATH=str(REPO_ROOT / "backend"),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
