@@ -11,6 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from .lifetime import die_with_parent
 from .ports import wait_port
 from .postgres import EmbeddedServiceError
 
@@ -45,7 +46,7 @@ class EmbeddedElastic:
             [str(binary()), "start", "--data-dir", str(self.data_dir), "--host", self.host,
              "--only", "elasticsearch", "--elasticsearch-port", str(self.port)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(self.data_dir),
-            start_new_session=True,
+            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
         )
         log.close()
         if not wait_port(self.host, self.port, timeout, alive=lambda: self.proc.poll() is None):

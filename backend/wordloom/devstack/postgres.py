@@ -16,6 +16,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from .lifetime import die_with_parent
 from .ports import wait_port
 
 SERVICE_USER = "wordloom-pg"
@@ -117,7 +118,8 @@ class EmbeddedPostgres:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd="/",
-                                     start_new_session=True, **self._run_kwargs())
+                                     start_new_session=True, preexec_fn=die_with_parent(signal.SIGINT),
+                                     **self._run_kwargs())
         log.close()
         if not wait_port(self.host, self.port, timeout, alive=lambda: self.proc.poll() is None):
             tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
