@@ -13,6 +13,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.stack import Stack  # noqa: E402
 
+# Nothing a test starts may write into the repo's var/ (traces, logs, lab evidence of a dev stack).
+_TEST_VAR = Path(os.environ.get("WORDLOOM_TEST_VAR_DIR") or __import__("tempfile").mkdtemp(prefix="wordloom-var-"))
+os.environ["WORDLOOM_VAR_DIR"] = str(_TEST_VAR)
+
 
 @pytest.fixture(scope="session")
 def stack():
@@ -57,5 +61,6 @@ def worker_env(stack, db_url, es_index):
         LOG_JSON="true",
         PYTHONPATH=str(REPO_ROOT / "backend"),
         PYTHONUNBUFFERED="1",
+        WORDLOOM_VAR_DIR=str(_TEST_VAR),
     )
     return env
