@@ -16,7 +16,9 @@ GROUPS: dict[str, dict[str, str]] = {
     },
     "ops": {},
     "outbox": {},
-    "labs": {},
+    "labs": {
+        "export-jaeger": "labs_export_jaeger",
+    },
 }
 TOP_LEVEL: dict[str, str] = {}
 
