@@ -67,13 +67,18 @@ def test_crud_round_trip_and_traceparent_on_outbox_rows(client, db_url):
     assert client.delete(f"/api/v1/tags/{tag['id']}").status_code == 204
     assert client.patch(f"/api/v1/libraries/{lib_id}", json={"name": "Renamed"}).json()["name"] == "Renamed"
     with psycopg.connect(db_url) as conn:
-        rows = conn.execute("SELECT traceparent, tracestate FROM search_outbox_events"
-                            " WHERE entity_id = %s ORDER BY event_version LIMIT 1", (book_id,)).fetchone()
-        assert rows == (TRACEPARENT, "vendor=1")
-        assert conn.execute("SELECT count(*) FROM chronicle_outbox_events WHERE traceparent = %s",
-                            (TRACEPARENT,)).fetchone()[0] == 1
+        tp, ts = conn.execute("SELECT traceparent, tracestate FROM search_outbox_events"
+                              " WHERE entity_id = %s ORDER BY event_version LIMIT 1", (book_id,)).fetchone()
+        # The row continues the caller's trace through the API's own server span: same trace id,
+        # the API span as parent (not the caller's span), caller's tracestate kept.
+        caller_trace, caller_span = TRACEPARENT.split("-")[1:3]
+        assert tp.split("-")[1] == caller_trace and tp.split("-")[2] != caller_span
+        assert ts == "vendor=1"
+        assert conn.execute("SELECT count(*) FROM chronicle_outbox_events WHERE traceparent LIKE %s",
+                            (f"00-{caller_trace}-%",)).fetchone()[0] == 1
+        # requests without the header still get a traceparent: the API starts its own trace
         assert conn.execute("SELECT count(*) FROM search_outbox_events WHERE traceparent IS NULL"
-                            ).fetchone()[0] > 0  # requests without the header store none
+                            ).fetchone()[0] == 0
     deleted = client.delete(f"/api/v1/libraries/{lib_id}").json()
     assert (deleted["books"], deleted["blocks"]) == (1, 1)
     assert client.get(f"/api/v1/books/{book_id}").status_code == 404

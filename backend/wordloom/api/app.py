@@ -17,6 +17,7 @@ from ..domain import Conflict, NotFound
 from ..envguard import check_environment
 from ..redact import host_port
 from ..settings import ApiSettings, api_settings
+from .tracing import install_tracing
 from .routers import blocks, books, health, libraries, search, tags
 
 log = logging.getLogger("wordloom.api")
@@ -93,4 +94,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     _error_handlers(app)
+    install_tracing(app)
     return app
