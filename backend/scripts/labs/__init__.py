@@ -1,0 +1,1 @@
+"""Lab drill entries; see ../registry.json."""

@@ -1,0 +1,13 @@
+"""v3 `chronicle_outbox_worker.py`, kept as the implementation: runs wordloom.commands.chronicle_worker.
+
+v3 chronicle worker: environment only.
+No logic grows here (DESIGN.md, the legacy fence): the command parses and does the work.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))  # backend/
+from scripts import _forward  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(_forward.run_command("chronicle_worker", sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Stable operations entries (run_*.sh launchers and Python twins); see ../registry.json."""

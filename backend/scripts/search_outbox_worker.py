@@ -1,0 +1,3 @@
+"""Stable entry path: forwards to backend/scripts/legacy/search_outbox_worker.py (see backend/scripts/registry.json)."""
+import os, sys; sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # backend/
+from scripts._forward import forward; forward(__file__)
