@@ -39,7 +39,7 @@ migrate: setup
 	$(VPY) backend/scripts/cli.py dev migrate --env-file $(ENV_FILE)
 
 lint: setup
-	$(VENV)/bin/lint-imports
+	$(VENV)/bin/lint-imports --config backend/scripts/importlinter.toml --no-cache
 
 clean:
 	rm -rf var/
