@@ -13,11 +13,25 @@ GROUPS: dict[str, dict[str, str]] = {
     "dev": {
         "services": "dev_services",
         "migrate": "dev_migrate",
+        "import": "dev_import",
     },
-    "ops": {},
-    "outbox": {},
+    "ops": {
+        "api": "api_server",
+        "search-worker": "search_worker",
+        "chronicle-worker": "chronicle_worker",
+        "replay-failed": "replay_failed",
+        "rebuild-search-index": "rebuild_search_index",
+        "rebuild-chronicle": "rebuild_chronicle_entries",
+        "rebuild-es": "rebuild_es",
+    },
+    "outbox": {
+        "status": "outbox_status",
+        "prune": "outbox_prune",
+    },
     "labs": {
         "export-jaeger": "labs_export_jaeger",
+        "insert-search-pending": "labs_insert_search_pending",
+        "insert-chronicle-pending": "labs_insert_chronicle_pending",
     },
 }
 TOP_LEVEL: dict[str, str] = {}

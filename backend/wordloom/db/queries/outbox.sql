@@ -1,0 +1,224 @@
+-- Every statement the outbox engine runs against search_outbox_events / chronicle_outbox_events
+-- ({outbox} is filled from a fixed whitelist by wordloom.db.queries), plus the reads each sink
+-- makes of its source table.
+--
+-- Times: every timestamp is computed here, by the database clock, never in Python (C10).
+-- Guards: every write on a claimed row requires `owner = me AND status = 'processing'` and a live
+-- lease; callers compare the returned ids with the ids they meant to change, so a lost lease is
+-- seen and counted instead of being taken for success (a v3 defect).  clock_timestamp() (not now())
+-- is used for lease checks because a sink may run them at the end of a long transaction.
+
+
+-- name: outbox_insert_event
+-- One event, for tools, labs and tests (the API writes its rows in domain.sql, in its own transaction).
+INSERT INTO {outbox} (id, entity_type, entity_id, op, event_version, traceparent, tracestate)
+VALUES (gen_random_uuid(), %(entity_type)s, %(entity_id)s, %(op)s, %(event_version)s,
+        %(traceparent)s, %(tracestate)s)
+RETURNING id;
+
+-- name: outbox_claim_batch
+-- The oldest claimable rows, skipping rows another worker is claiming right now.  Served by the
+-- partial index *_claimable_idx (status = 'pending').  `suspects` selects rows that were reclaimed
+-- before (their holder died) instead of clean ones: the runner takes those one at a time, so a
+-- row that kills its worker takes no innocent batch-mates down with it (C12).
+UPDATE {outbox} AS o
+SET status = 'processing', owner = %(owner)s,
+    lease_until = now() + make_interval(secs => %(lease_seconds)s),
+    processing_started_at = now(), updated_at = now()
+WHERE o.id IN (
+    SELECT id FROM {outbox}
+    WHERE status = 'pending' AND (next_retry_at IS NULL OR next_retry_at <= now())
+      AND (reclaim_count > 0) = %(suspects)s
+    ORDER BY created_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING o.id, o.entity_type, o.entity_id, o.op, o.event_version, o.attempts, o.reclaim_count,
+          o.created_at, o.traceparent, o.tracestate;
+
+-- name: outbox_renew_lease
+UPDATE {outbox}
+SET lease_until = clock_timestamp() + make_interval(secs => %(lease_seconds)s), updated_at = now()
+WHERE id = ANY(%(ids)s::uuid[]) AND owner = %(owner)s AND status = 'processing'
+  AND lease_until > clock_timestamp()
+RETURNING id;
+
+-- name: outbox_ack_done
+-- The owner stays on a done row: it says which worker delivered it.
+UPDATE {outbox}
+SET status = 'done', processed_at = clock_timestamp(), updated_at = clock_timestamp(),
+    lease_until = NULL, next_retry_at = NULL, error = NULL, error_reason = NULL
+WHERE id = ANY(%(ids)s::uuid[]) AND owner = %(owner)s AND status = 'processing'
+  AND lease_until > clock_timestamp()
+RETURNING id;
+
+-- name: outbox_schedule_retry
+-- Per-row delay, error and reason (rows of one batch fail for different reasons).
+UPDATE {outbox} AS o
+SET status = 'pending', attempts = o.attempts + 1,
+    next_retry_at = clock_timestamp() + make_interval(secs => r.delay_seconds),
+    error = r.error, error_reason = r.reason, owner = NULL, lease_until = NULL,
+    processing_started_at = NULL, updated_at = clock_timestamp()
+FROM unnest(%(ids)s::uuid[], %(delays)s::float8[], %(errors)s::text[], %(reasons)s::text[])
+    AS r(id, delay_seconds, error, reason)
+WHERE o.id = r.id AND o.owner = %(owner)s AND o.status = 'processing'
+  AND o.lease_until > clock_timestamp()
+RETURNING o.id;
+
+-- name: outbox_mark_failed
+UPDATE {outbox} AS o
+SET status = 'failed', attempts = o.attempts + 1, error = r.error, error_reason = r.reason,
+    lease_until = NULL, next_retry_at = NULL, updated_at = clock_timestamp()
+FROM unnest(%(ids)s::uuid[], %(errors)s::text[], %(reasons)s::text[]) AS r(id, error, reason)
+WHERE o.id = r.id AND o.owner = %(owner)s AND o.status = 'processing'
+  AND o.lease_until > clock_timestamp()
+RETURNING o.id;
+
+-- name: outbox_reclaim_expired
+-- Rows whose holder vanished (lease expired, no lease at all, or processing longer than allowed)
+-- go back to pending by any worker, counting an attempt and a reclaim.  A row reclaimed more than
+-- max_reclaims times is the kind that kills its worker every time (C12): it becomes failed with
+-- reason reclaim_exhausted instead of looping forever.
+UPDATE {outbox} AS o
+SET status = CASE WHEN o.reclaim_count + 1 > %(max_reclaims)s THEN 'failed' ELSE 'pending' END,
+    error_reason = CASE WHEN o.reclaim_count + 1 > %(max_reclaims)s THEN 'reclaim_exhausted'
+                        ELSE 'lease_expired' END,
+    error = CASE WHEN o.reclaim_count + 1 > %(max_reclaims)s
+                 THEN 'reclaimed ' || (o.reclaim_count + 1) || ' times; last owner ' || coalesce(o.owner, '?')
+                 ELSE 'lease expired; owner ' || coalesce(o.owner, '?') END,
+    attempts = o.attempts + 1, reclaim_count = o.reclaim_count + 1,
+    owner = NULL, lease_until = NULL, processing_started_at = NULL, next_retry_at = NULL,
+    updated_at = now()
+WHERE o.id IN (
+    SELECT id FROM {outbox}
+    WHERE status = 'processing'
+      AND (lease_until IS NULL OR lease_until < now()
+           OR processing_started_at < now() - make_interval(secs => %(max_processing_seconds)s))
+    ORDER BY created_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING o.id, o.status, o.op;
+
+-- name: outbox_release_owned
+-- Graceful shutdown: hand this worker's rows back at once, without counting an attempt.
+UPDATE {outbox}
+SET status = 'pending', owner = NULL, lease_until = NULL, processing_started_at = NULL,
+    updated_at = now()
+WHERE owner = %(owner)s AND status = 'processing'
+RETURNING id;
+
+-- name: outbox_count_failed
+SELECT count(*) FROM {outbox}
+WHERE status = 'failed'
+  AND (%(entity_type)s::text IS NULL OR entity_type = %(entity_type)s)
+  AND (%(since_hours)s::float8 IS NULL OR created_at >= now() - make_interval(secs => %(since_hours)s * 3600))
+  AND (%(ids)s::uuid[] IS NULL OR id = ANY(%(ids)s::uuid[]));
+
+-- name: outbox_replay_failed
+-- Only replay moves failed -> pending, and never more than `limit` rows (v3 updated every match).
+UPDATE {outbox} AS o
+SET status = 'pending', attempts = 0, reclaim_count = 0, next_retry_at = NULL, owner = NULL,
+    lease_until = NULL, processing_started_at = NULL,
+    replay_count = o.replay_count + 1, last_replayed_at = now(),
+    last_replayed_by = %(by)s, last_replayed_reason = %(reason)s, updated_at = now()
+WHERE o.id IN (
+    SELECT id FROM {outbox}
+    WHERE status = 'failed'
+      AND (%(entity_type)s::text IS NULL OR entity_type = %(entity_type)s)
+      AND (%(since_hours)s::float8 IS NULL OR created_at >= now() - make_interval(secs => %(since_hours)s * 3600))
+      AND (%(ids)s::uuid[] IS NULL OR id = ANY(%(ids)s::uuid[]))
+    ORDER BY created_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING o.id;
+
+-- name: outbox_prune_done
+DELETE FROM {outbox}
+WHERE id IN (
+    SELECT id FROM {outbox}
+    WHERE status = 'done' AND processed_at < now() - make_interval(secs => %(older_than_seconds)s)
+    ORDER BY processed_at
+    LIMIT %(limit)s
+)
+RETURNING id;
+
+-- name: outbox_backlog_stats
+-- Lag counts what is still owed (pending + processing); failed rows are reported on their own,
+-- so the lag returns to 0 once the pipeline is drained (v3 counted failed rows as lag).
+SELECT
+    count(*) FILTER (WHERE status IN ('pending', 'processing'))                    AS lag,
+    coalesce(extract(epoch FROM now() - min(created_at)
+             FILTER (WHERE status IN ('pending', 'processing'))), 0)::float8         AS oldest_age_seconds,
+    count(*) FILTER (WHERE status = 'processing')                                   AS inflight,
+    count(*) FILTER (WHERE status = 'processing'
+                     AND (lease_until IS NULL OR lease_until < now()))              AS stuck,
+    count(*) FILTER (WHERE status = 'failed')                                       AS failed
+FROM {outbox}
+WHERE status IN ('pending', 'processing', 'failed');
+
+-- name: outbox_events_by_id
+SELECT id, entity_type, entity_id, op, event_version, status, owner, attempts, reclaim_count,
+       error, error_reason, created_at, processed_at, next_retry_at, lease_until, replay_count
+FROM {outbox} WHERE id = ANY(%(ids)s::uuid[]);
+
+
+-- name: outbox_search_lock_entities
+-- Serialise every writer of the same Elasticsearch document: two workers never transfer the state
+-- of one entity at the same time, so a slow worker can never overwrite a newer state with an older
+-- one (the embedded server keeps no delete tombstones, so ES versions alone do not suffice; C11).
+-- Keys are taken in sorted order so two batches sharing entities cannot deadlock.
+SELECT count(pg_advisory_xact_lock(k.key))
+FROM (
+    SELECT DISTINCT hashtextextended(u.entity_type || ':' || u.entity_id::text, 0) AS key
+    FROM unnest(%(entity_types)s::text[], %(entity_ids)s::uuid[]) AS u(entity_type, entity_id)
+    ORDER BY key
+) AS k;
+
+-- name: outbox_search_current_state
+-- The current state of each entity: its search_index row, or none (deleted).  For a deleted entity
+-- the highest version the writer ever gave it is the version its delete must carry.
+SELECT u.entity_type, u.entity_id,
+       s.id IS NOT NULL AS present, s.library_id, s.text, s.snippet, s.rank_score, s.event_version,
+       v.version AS known_version
+FROM unnest(%(entity_types)s::text[], %(entity_ids)s::uuid[]) AS u(entity_type, entity_id)
+LEFT JOIN search_index s ON s.entity_type = u.entity_type AND s.entity_id = u.entity_id
+LEFT JOIN entity_versions v ON v.entity_type = u.entity_type AND v.entity_id = u.entity_id;
+
+
+-- name: outbox_chronicle_upsert_entries
+-- State transfer from chronicle_events.  The guard keeps a higher projection_version from being
+-- overwritten by a lower one; the IS DISTINCT FROM clause makes a redelivery a true no-op
+-- (updated_at untouched), so the same batch twice leaves byte-identical rows (C04).
+INSERT INTO chronicle_entries AS ce
+    (id, event_type, book_id, block_id, actor_id, occurred_at, created_at, payload, summary,
+     projection_version, updated_at)
+SELECT e.id, e.event_type, e.book_id, e.block_id, e.actor_id, e.occurred_at, e.created_at, e.payload,
+       e.event_type || ' (book=' || e.book_id::text
+           || coalesce(', block=' || e.block_id::text, '') || ')',
+       %(projection_version)s, now()
+FROM chronicle_events e
+WHERE e.id = ANY(%(ids)s::uuid[])
+ON CONFLICT (id) DO UPDATE
+SET event_type = EXCLUDED.event_type, book_id = EXCLUDED.book_id, block_id = EXCLUDED.block_id,
+    actor_id = EXCLUDED.actor_id, occurred_at = EXCLUDED.occurred_at, created_at = EXCLUDED.created_at,
+    payload = EXCLUDED.payload, summary = EXCLUDED.summary,
+    projection_version = EXCLUDED.projection_version, updated_at = EXCLUDED.updated_at
+WHERE ce.projection_version <= EXCLUDED.projection_version
+  AND (ce.event_type, ce.book_id, ce.block_id, ce.actor_id, ce.occurred_at, ce.created_at, ce.payload,
+       ce.summary, ce.projection_version)
+      IS DISTINCT FROM
+      (EXCLUDED.event_type, EXCLUDED.book_id, EXCLUDED.block_id, EXCLUDED.actor_id, EXCLUDED.occurred_at,
+       EXCLUDED.created_at, EXCLUDED.payload, EXCLUDED.summary, EXCLUDED.projection_version)
+RETURNING ce.id;
+
+-- name: outbox_chronicle_existing_events
+SELECT id FROM chronicle_events WHERE id = ANY(%(ids)s::uuid[]);
+
+-- name: outbox_chronicle_delete_orphan_entries
+-- An entry whose event is gone (the book was hard-deleted) is removed.
+DELETE FROM chronicle_entries ce
+WHERE ce.id = ANY(%(ids)s::uuid[])
+  AND NOT EXISTS (SELECT 1 FROM chronicle_events e WHERE e.id = ce.id)
+RETURNING ce.id;

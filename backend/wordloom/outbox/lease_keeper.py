@@ -1,0 +1,71 @@
+"""LeaseKeeper: renews the leases of the batch in flight, from its own connection.
+
+v3 never renewed leases, so a batch slower than OUTBOX_LEASE_SECONDS was reclaimed and delivered
+by a second worker while the first was still on it.  Renewal runs every lease/3 and also beats the
+liveness heartbeat: a long batch is busy, not stuck.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from ..db.connect import connect
+from ..redact import redact
+
+if TYPE_CHECKING:
+    from .runner import Runner
+
+log = logging.getLogger(__name__)
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews the leases of the batch in flight from its own connection."""
+
+    def __init__(self, runner: "Runner"):
+        super().__init__(name=f"lease-keeper-{runner.projection}", daemon=True)
+        self.runner = runner
+        self.interval = max(0.2, runner.settings.lease_seconds / 3.0)
+        self._ids: frozenset = frozenset()
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection | None = None
+
+    def track(self, ids) -> None:
+        with self._lock:
+            self._ids = frozenset(ids)
+
+    def untrack(self) -> None:
+        with self._lock:
+            self._ids = frozenset()
+
+    def run(self) -> None:
+        r = self.runner
+        while not r.closed.wait(self.interval):
+            with self._lock:
+                ids = self._ids
+            if not ids:
+                continue
+            r.health.beat()  # a long batch is alive, not stuck
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = connect(r.settings.database_url, autocommit=True, connect_timeout=2)
+                renewed = r.store.renew_lease(self._conn, r.owner, list(ids), r.settings.lease_seconds)
+            except Exception as exc:  # never let the keeper die: the next tick tries again
+                log.warning("lease renewal failed", extra={"error": redact(str(exc).strip()[:300])})
+                self._close()
+                continue
+            with self._lock:
+                lost = (self._ids & ids) - renewed
+            if lost:
+                log.warning("lease lost for rows in flight", extra={"rows": len(lost)})
+        self._close()
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None

@@ -1,0 +1,355 @@
+"""The outbox loop: wake up, claim a batch, hand it to a sink, settle the outcomes, repeat.
+
+It knows nothing about Elasticsearch.  What it guarantees, whatever the sink:
+- wake-up by LISTEN/NOTIFY on its own connection, with the poll interval as fallback, and back-to-
+  back claims while batches come back full: a lost notification never strands a row (C02, C16);
+- leases renewed by a side thread while a batch runs, so a slow batch keeps its rows;
+- acks guarded by owner/status/lease with the changed ids checked: a lost lease is counted in
+  outbox_owner_mismatch_skips_total, never as processed;
+- expired or over-long processing rows reclaimed by any live worker, counting an attempt (C12);
+- one failing row cannot sink its batch: an exception re-runs the batch one row at a time;
+- a database error never ends the process: state DRAINING, reconnect with capped backoff, and
+  the rows it held are released on reconnect (C14);
+- stop(): claim nothing more, finish the batch in flight, release what is left, state STOPPED (C13).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import psycopg
+
+from ..db.connect import DatabaseUnavailable, connect
+from ..redact import redact
+from .experiments import Experiments
+from .health import DRAINING, RUNNING, STOPPED, HealthState
+from .metrics import OutboxMetrics
+from .outcomes import Outcome
+from .retry import RetryPolicy, exception_reason
+from .store import FailedRow, OutboxEvent, OutboxStore
+from .lease_keeper import LeaseKeeper
+from .monitor import Monitor
+from .tracing import batch_span, claim_span, event_spans
+
+log = logging.getLogger(__name__)
+
+CHANNELS = {"search": "wordloom_search_outbox", "chronicle": "wordloom_chronicle_outbox"}
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+RECONNECT_BASE_SECONDS = 0.2
+RECONNECT_CAP_SECONDS = 5.0
+WAIT_SLICE_SECONDS = 0.1  # how quickly an idle wait notices stop()
+
+
+class Sink(Protocol):
+    projection: str
+
+    def process(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> list[Outcome]: ...
+
+
+@dataclass
+class BatchReport:
+    claimed: int = 0
+    done: int = 0
+    retried: int = 0
+    failed: int = 0
+    lost: int = 0  # rows whose lease was lost before the ack
+    outcomes: dict = field(default_factory=dict)
+    acked: set = field(default_factory=set)
+    retried_ids: set = field(default_factory=set)
+    failed_ids: set = field(default_factory=set)
+    lost_ids: set = field(default_factory=set)
+    suspect: bool = False  # a previously reclaimed row, processed alone
+
+    def merge(self, other: "BatchReport") -> None:
+        """Add the settled rows of a sub-batch (claimed stays as counted by the caller)."""
+        self.done += other.done
+        self.retried += other.retried
+        self.failed += other.failed
+        self.lost += other.lost
+        self.outcomes.update(other.outcomes)
+        self.acked |= other.acked
+        self.retried_ids |= other.retried_ids
+        self.failed_ids |= other.failed_ids
+        self.lost_ids |= other.lost_ids
+
+
+class Runner:
+    def __init__(self, settings, sink: Sink, *, metrics: OutboxMetrics | None = None,
+                 health: HealthState | None = None, policy: RetryPolicy | None = None,
+                 experiments: Experiments | None = None, es_probe: Callable[[], None] | None = None):
+        self.settings = settings
+        self.sink = sink
+        self.projection = settings.projection
+        self.owner = settings.worker_id
+        self.store = OutboxStore(self.projection)
+        self.metrics = metrics or OutboxMetrics(self.projection)
+        self.health = health or HealthState(self.projection, self.owner, settings.health_max_silence,
+                                            settings.require_es_ready)
+        self.policy = policy or RetryPolicy.from_settings(settings)
+        self.experiments = experiments or Experiments.from_mapping(settings.experiments)
+        self.es_probe = es_probe
+        self.stopping = threading.Event()   # stop claiming; finish the batch in flight
+        self.hard_stop = threading.Event()  # stop waiting for anything (grace over, second signal)
+        self.closed = threading.Event()     # side threads end
+        self.conn: psycopg.Connection | None = None
+        self.listener: psycopg.Connection | None = None
+        self.lease_keeper = LeaseKeeper(self)
+        self.monitor = Monitor(self, es_probe)
+        self._last_reclaim = 0.0
+        self._db_down_since: float | None = None
+        self._ever_connected = False
+
+    # -- control ---------------------------------------------------------------------------------
+    def stop(self, hard: bool = False) -> None:
+        if not self.stopping.is_set():
+            log.info("stop requested: finishing the batch in flight, claiming nothing more")
+        self.stopping.set()
+        if hard:
+            self.hard_stop.set()
+        if self.health.state != STOPPED:
+            self.health.set_state(DRAINING, "stopping")
+
+    def _wait(self, seconds: float, event: threading.Event | None = None) -> bool:
+        """Sleep up to `seconds`; True when `event` (stopping by default) was set meanwhile."""
+        return (event or self.stopping).wait(seconds)
+
+    # -- connections -------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        s = self.settings
+        if self.listener is None or self.listener.closed:
+            self.listener = connect(s.database_url, autocommit=True, connect_timeout=s.db_ping_timeout * 5)
+            # LISTEN before the first claim, so a row committed in between still wakes us.
+            self.listener.execute(f"LISTEN {CHANNELS[self.projection]}")
+        if self.conn is None or self.conn.closed:
+            self.conn = connect(s.database_url, autocommit=True, connect_timeout=s.db_ping_timeout * 5)
+            if self._ever_connected:
+                # Rows of the batch the outage interrupted: the database failed, not the rows, so
+                # they go back without an attempt.  (Never on first connect: a restarted worker
+                # with a fixed OUTBOX_WORKER_ID must not erase the reclaim count of a crash loop.)
+                released = self.store.release_owned(self.conn, self.owner)
+                if released:
+                    log.info("released rows held before the reconnect", extra={"rows": len(released)})
+            self._ever_connected = True
+        if self._db_down_since is not None:
+            log.info("database connection restored",
+                     extra={"down_seconds": round(time.monotonic() - self._db_down_since, 3)})
+            self._db_down_since = None
+        self.health.set_db(True)
+        if not self.stopping.is_set():
+            self.health.set_state(RUNNING, "")
+
+    def _disconnect(self) -> None:
+        for conn in (self.conn, self.listener):
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+        self.conn = self.listener = None
+
+    def open(self) -> None:
+        """Connect without starting the loop (tests and drills stepping with run_once())."""
+        self._connect()
+
+    def close(self) -> None:
+        self._disconnect()
+        self.closed.set()
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        s = self.settings
+        deadline = time.monotonic() + s.run_seconds if s.run_seconds > 0 else None
+        self.lease_keeper.start()
+        self.monitor.start()
+        backoff = RECONNECT_BASE_SECONDS
+        try:
+            while not self.stopping.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    log.info("OUTBOX_RUN_SECONDS reached", extra={"run_seconds": s.run_seconds})
+                    break
+                self.health.beat()
+                try:
+                    self._connect()
+                    self._maybe_reclaim()
+                    report = self.run_once()
+                    backoff = RECONNECT_BASE_SECONDS
+                    if report.claimed >= s.batch_size or report.suspect:
+                        continue  # more is likely waiting; no need for a wake-up
+                    self._wait_for_wakeup(s.poll_interval, deadline)
+                except DB_ERRORS as exc:
+                    self._on_db_error(exc)
+                    self._wait(backoff)
+                    backoff = min(backoff * 2, RECONNECT_CAP_SECONDS)
+                except Exception:
+                    log.exception("unexpected error in the worker loop; continuing")
+                    self._wait(min(1.0, s.poll_interval))
+        finally:
+            self._shutdown()
+        return 0
+
+    def _on_db_error(self, exc: BaseException) -> None:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if self._db_down_since is None:
+            self._db_down_since = time.monotonic()
+            log.warning("database error; draining and reconnecting", extra={"error": redact(first)[:300]})
+        self.health.set_db(False, redact(first)[:200])
+        self.health.set_state(DRAINING, "database unavailable")
+        self._disconnect()
+
+    def _wait_for_wakeup(self, seconds: float, deadline: float | None) -> None:
+        end = time.monotonic() + seconds
+        if deadline is not None:
+            end = min(end, deadline)
+        while not self.stopping.is_set():
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return
+            self.health.beat()
+            for _ in self.listener.notifies(timeout=min(WAIT_SLICE_SECONDS, remaining), stop_after=1):
+                return
+
+    def _maybe_reclaim(self) -> None:
+        s = self.settings
+        now = time.monotonic()
+        if now - self._last_reclaim < s.reclaim_interval:
+            return
+        self._last_reclaim = now
+        result = self.store.reclaim_expired(self.conn, s.max_processing_seconds, s.max_reclaims)
+        if result.to_pending or result.to_failed:
+            log.warning("reclaimed expired rows", extra={"to_pending": len(result.to_pending),
+                                                         "to_failed": len(result.to_failed)})
+        for op in result.failed_ops:
+            self.metrics.count_failure(op, "reclaim_exhausted", terminal=True)
+
+    def run_once(self) -> BatchReport:
+        """Claim one batch and process it.  Public for tests and drills that step the loop."""
+        s = self.settings
+        self.experiments.before_claim(lambda secs: self._wait(secs, self.hard_stop))
+        with claim_span(self.projection):
+            # A row reclaimed before may be the one that kills its worker: it goes alone.
+            events = self.store.claim_batch(self.conn, self.owner, 1, s.lease_seconds, suspects=True)
+            if not events:
+                events = self.store.claim_batch(self.conn, self.owner, s.batch_size, s.lease_seconds)
+        if not events:
+            return BatchReport()
+        suspect = events[0].reclaim_count > 0
+        self.lease_keeper.track(e.id for e in events)
+        try:
+            if self.experiments.process_sleep_seconds:
+                self._wait(self.experiments.process_sleep_seconds, self.hard_stop)
+            if self.hard_stop.is_set():
+                return BatchReport(claimed=len(events))  # released by _shutdown
+            report = self.process_events(events)
+        finally:
+            self.lease_keeper.untrack()
+        report.suspect = suspect
+        return report
+
+    def process_events(self, events: list[OutboxEvent]) -> BatchReport:
+        """Run the sink over claimed events and settle every outcome in one transaction."""
+        batch_id = str(uuid.uuid4())
+        try:
+            with batch_span(self.projection, batch_id, len(events)), event_spans(self.projection, events):
+                with self.conn.transaction():
+                    for event in events:
+                        self.experiments.before_event(event)
+                    outcomes = self.sink.process(self.conn, events)
+                    report = self._settle(events, outcomes)
+        except DB_ERRORS:
+            raise
+        except Exception as exc:
+            if len(events) > 1:
+                # Find the row that breaks the batch instead of failing or retrying all of them.
+                log.warning("batch failed; retrying its rows one by one",
+                            extra={"rows": len(events), "error": redact(str(exc))[:300]})
+                total = BatchReport(claimed=len(events))
+                for event in events:
+                    total.merge(self.process_events([event]))
+                return total
+            event = events[0]
+            reason = exception_reason(exc)
+            log.warning("row failed with an exception", extra={"outbox_event_id": str(event.id), "reason": reason,
+                                                             "error": redact(repr(exc))[:300]})
+            with self.conn.transaction():
+                report = self._settle(events, [Outcome.failure(event.id, reason, redact(repr(exc))[:2000])])
+        self._count(events, report)
+        return report
+
+    def _settle(self, events: list[OutboxEvent], outcomes: list[Outcome]) -> BatchReport:
+        by_id = {e.id: e for e in events}
+        outcome_of = {o.event_id: o for o in outcomes}
+        missing = [e.id for e in events if e.id not in outcome_of]
+        for event_id in missing:  # a sink that forgot a row must not leave it processing forever
+            outcome_of[event_id] = Outcome.failure(event_id, "unknown_exception", "sink returned no outcome")
+        done_ids, retry_rows, fail_rows = [], [], []
+        for event_id, outcome in outcome_of.items():
+            if outcome.delivered:
+                done_ids.append(event_id)
+                continue
+            decision = self.policy.decide(outcome.reason, by_id[event_id].attempts)
+            row = FailedRow(event_id, outcome.reason, outcome.error or outcome.reason,
+                            decision.delay_seconds if decision.retry else None)
+            (retry_rows if decision.retry else fail_rows).append(row)
+        acked = self.store.ack_done(self.conn, self.owner, done_ids)
+        retried = self.store.schedule_retry(self.conn, self.owner, retry_rows)
+        failed = self.store.mark_failed(self.conn, self.owner, fail_rows)
+        lost = set(by_id) - acked - retried - failed
+        return BatchReport(claimed=len(events), done=len(acked), retried=len(retried), failed=len(failed),
+                           lost=len(lost), outcomes=outcome_of, acked=acked, retried_ids=retried,
+                           failed_ids=failed, lost_ids=lost)
+
+    def _count(self, events: list[OutboxEvent], report: BatchReport) -> None:
+        """Metrics after COMMIT only: a rolled-back settle counts nothing."""
+        m = self.metrics
+        for event in events:
+            outcome = report.outcomes.get(event.id)
+            if outcome is None:
+                continue
+            if event.id in report.acked:
+                m.count_done(event.op)
+                if outcome.noop_reason:
+                    m.count_noop(event.op, outcome.noop_reason)
+            elif event.id in report.retried_ids:
+                m.count_failure(event.op, outcome.reason, terminal=False)
+            elif event.id in report.failed_ids:
+                m.count_failure(event.op, outcome.reason, terminal=True)
+        if report.lost:
+            m.count_owner_mismatch(report.lost)
+            log.warning("lease lost before the ack; rows left to their new owner", extra={"rows": report.lost})
+        if report.acked:
+            m.last_success.labels(projection=self.projection).set(time.time())
+        if report.retried or report.failed:
+            reasons = sorted({o.reason for o in report.outcomes.values() if o.reason})
+            log.info("batch settled with failures", extra={"done": report.done, "retried": report.retried,
+                                                           "failed": report.failed, "reasons": ",".join(reasons)})
+
+    # -- shutdown ------------------------------------------------------------------------------
+    def release_owned_now(self) -> int:
+        """Hand back every row this worker holds, from a fresh connection (grace over)."""
+        try:
+            with connect(self.settings.database_url, autocommit=True, connect_timeout=2) as conn:
+                conn.execute("SET statement_timeout = '2s'")
+                return len(self.store.release_owned(conn, self.owner))
+        except (*DB_ERRORS, psycopg.Error) as exc:
+            log.warning("could not release rows at shutdown; their leases will expire",
+                        extra={"error": redact(str(exc))[:200]})
+            return 0
+
+    def _shutdown(self) -> None:
+        self.health.set_state(DRAINING, "stopping")
+        released = 0
+        if self.conn is not None and not self.conn.closed:
+            try:
+                released = len(self.store.release_owned(self.conn, self.owner))
+            except (*DB_ERRORS, psycopg.Error):
+                released = self.release_owned_now()
+        if released:
+            log.info("released rows at shutdown", extra={"rows": released})
+        self._disconnect()
+        self.closed.set()
+        self.health.set_state(STOPPED, "stopped")
+        log.info("worker stopped", extra={"projection": self.projection, "worker_id": self.owner})

@@ -1,0 +1,47 @@
+"""Chronicle sink: chronicle_events -> chronicle_entries, in the runner's transaction.
+
+The entries are written in the same transaction that acks the outbox rows, so a batch either
+lands with its acks or not at all: the effect is exactly once even when a batch is delivered twice
+(a redelivery rewrites identical rows, and the upsert skips rows that would not change, so not
+even updated_at moves; C04).  State transfer here too: an event that still exists is upserted
+whatever the row's op says, an event that is gone takes its entry with it.
+"""
+from __future__ import annotations
+
+import psycopg
+
+from ...db.queries import query
+from ..outcomes import Outcome
+from ..store import OutboxEvent
+
+
+class ChronicleSink:
+    projection = "chronicle"
+
+    def __init__(self, projection_version: int = 1):
+        self.projection_version = projection_version
+
+    def process(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        valid = []
+        for event in events:
+            if event.op in ("upsert", "delete"):
+                valid.append(event)
+            else:
+                outcomes.append(Outcome.failure(event.id, "unknown_op", f"unknown op {event.op!r}"))
+        if not valid:
+            return outcomes
+        ids = sorted({e.entity_id for e in valid}, key=str)
+        existing = {r[0] for r in conn.execute(query("outbox_chronicle_existing_events"), {"ids": ids})}
+        written = {r[0] for r in conn.execute(query("outbox_chronicle_upsert_entries"),
+                                              {"ids": ids, "projection_version": self.projection_version})}
+        removed = {r[0] for r in conn.execute(query("outbox_chronicle_delete_orphan_entries"), {"ids": ids})}
+        for event in valid:
+            if event.entity_id in written or event.entity_id in removed:
+                outcomes.append(Outcome.done(event.id))
+            elif event.entity_id in existing:
+                # Already identical, or a newer projection_version owns the entry.
+                outcomes.append(Outcome.done(event.id, noop_reason="unchanged"))
+            else:
+                outcomes.append(Outcome.done(event.id, noop_reason="absent"))
+        return outcomes

@@ -1,0 +1,1 @@
+"""Search: the Elasticsearch index (index.py) and its queries (query.py)."""

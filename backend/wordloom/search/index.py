@@ -1,0 +1,59 @@
+"""The Elasticsearch index the search worker fills: mapping, document id and document body.
+
+Document id `<entity_type>:<entity_id>` and the field names are CONTRACT.md section 2 (dashboards
+and old runbooks query them).  The document is built from a search_index row only: the worker
+transfers the row's current state, never an event's payload.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+from elasticsearch import ApiError, Elasticsearch
+
+log = logging.getLogger(__name__)
+
+INDEX_MAPPING = {
+    "dynamic": "strict",
+    "properties": {
+        "entity_type": {"type": "keyword"},
+        "entity_id": {"type": "keyword"},
+        "library_id": {"type": "keyword"},
+        "text": {"type": "text"},
+        "snippet": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+        "rank_score": {"type": "float"},
+        "event_version": {"type": "long"},
+    },
+}
+
+
+def document_id(entity_type: str, entity_id) -> str:
+    return f"{entity_type}:{entity_id}"
+
+
+def document_from_row(row: Mapping) -> dict:
+    """The Elasticsearch document for one search_index row (a mapping with its column names)."""
+    return {
+        "entity_type": row["entity_type"],
+        "entity_id": str(row["entity_id"]),
+        "library_id": None if row.get("library_id") is None else str(row["library_id"]),
+        "text": row.get("text") or "",
+        "snippet": row.get("snippet") or "",
+        "rank_score": float(row.get("rank_score") or 0.0),
+        "event_version": int(row["event_version"]),
+    }
+
+
+def ensure_index(es: Elasticsearch, name: str) -> bool:
+    """Create the index with its mapping unless it exists.  True when this call created it.
+    Safe when several workers start at once (the loser sees resource_already_exists)."""
+    if es.indices.exists(index=name):
+        return False
+    try:
+        es.indices.create(index=name, mappings=INDEX_MAPPING)
+    except ApiError as exc:
+        if exc.status_code == 400 and "already_exists" in str(exc):
+            return False
+        raise
+    log.info("created search index", extra={"index": name})
+    return True
