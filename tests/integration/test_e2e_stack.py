@@ -122,7 +122,11 @@ def test_fresh_stack_imports_python_docs_and_finds_context_managers(honcho_stack
     time.sleep(0.5)
     survivors = [p for p in tree if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     assert survivors == [], survivors
-    assert "SIGKILL" not in log.read_text(errors="replace")
+    text = log.read_text(errors="replace")
+    assert "SIGKILL" not in text
+    # every process drained and exited 0 itself (not killed by the signal: rc=-15)
+    for name in ("services", "api", "worker_search", "worker_chronicle"):
+        assert f"{name}.1 stopped (rc=0)" in text, text[-3000:]
 
 
 def _scan(es: Elasticsearch):
