@@ -8,12 +8,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
-import subprocess
 from pathlib import Path
 
-from .lifetime import die_with_parent
-from .ports import wait_port
-from .postgres import EmbeddedServiceError
+from .process import EmbeddedServiceError, ServerProcess
 
 
 def binary() -> Path:
@@ -28,46 +25,19 @@ def binary() -> Path:
     return path
 
 
-class EmbeddedElastic:
+class EmbeddedElastic(ServerProcess):
+    label = "Elasticsearch-compatible server"
+    stop_signal = signal.SIGTERM  # snapshot to the data directory, then exit
+
     def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1"):
         self.data_dir = Path(data_dir).resolve()
-        self.port = port
-        self.host = host
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        self.proc: subprocess.Popen | None = None
+        super().__init__(host, port, self.data_dir.parent / f"{self.data_dir.name}.log")
 
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(binary()), "start", "--data-dir", str(self.data_dir), "--host", self.host,
-             "--only", "elasticsearch", "--elasticsearch-port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(self.data_dir),
-            start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
-        )
-        log.close()
-        if not wait_port(self.host, self.port, timeout, alive=lambda: self.proc.poll() is None):
-            self.stop()
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-            raise EmbeddedServiceError(f"Elasticsearch-compatible server did not start on {self.host}:{self.port}:\n{tail}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        self._launch([str(binary()), "start", "--data-dir", str(self.data_dir), "--host", self.host,
+                      "--only", "elasticsearch", "--elasticsearch-port", str(self.port)],
+                     cwd=str(self.data_dir), timeout=timeout)

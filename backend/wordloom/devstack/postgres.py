@@ -16,14 +16,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-from .lifetime import die_with_parent
-from .ports import wait_port
+from .process import EmbeddedServiceError, ServerProcess
 
 SERVICE_USER = "wordloom-pg"
-
-
-class EmbeddedServiceError(RuntimeError):
-    pass
 
 
 def bin_dir() -> Path:
@@ -68,15 +63,15 @@ def _chown_tree(path: Path, account: pwd.struct_passwd) -> None:
             os.chown(name, account.pw_uid, account.pw_gid)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ServerProcess):
+    label = "PostgreSQL"
+    stop_signal = signal.SIGINT  # fast shutdown: roll back open transactions, checkpoint, exit
+
     def __init__(self, data_dir: Path, port: int, host: str = "127.0.0.1", *, fast_unsafe: bool = False):
         self.data_dir = Path(data_dir).resolve()
-        self.port = port
-        self.host = host
+        super().__init__(host, port, self.data_dir.parent / f"{self.data_dir.name}.log")
         # fsync off is for throwaway test clusters only; the dev cluster keeps PostgreSQL defaults.
         self.fast_unsafe = fast_unsafe
-        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
-        self.proc: subprocess.Popen | None = None
         self.account = _service_account()
 
     def _run_kwargs(self) -> dict:
@@ -112,39 +107,10 @@ class EmbeddedPostgres:
             "-p", str(self.port), "-h", self.host,
             "-c", "unix_socket_directories=",
             "-c", "max_connections=200",
-            "-c", "listen_addresses=" + self.host,
         ]
         if self.fast_unsafe:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd="/",
-                                     start_new_session=True, preexec_fn=die_with_parent(signal.SIGINT),
-                                     **self._run_kwargs())
-        log.close()
-        if not wait_port(self.host, self.port, timeout, alive=lambda: self.proc.poll() is None):
-            tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
-            self.stop()
-            raise EmbeddedServiceError(f"PostgreSQL did not start on {self.host}:{self.port}:\n{tail}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Fast shutdown (SIGINT): roll back open transactions, checkpoint, exit."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def kill(self) -> None:
-        """Crash the server (SIGKILL), for fault tests."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        self._launch(args, cwd="/", timeout=timeout, **self._run_kwargs())
 
 
 def ensure_database(admin_url: str, name: str) -> None:
