@@ -114,6 +114,10 @@ class WorkerSettings:
     database_url: str
     worker_id: str
     batch_size: int
+    # OUTBOX_CONCURRENCY is accepted (v3 env files set it) but one process runs one batch at a time:
+    # scale out with more worker processes (claims use FOR UPDATE SKIP LOCKED, each process has
+    # its own owner id and lease).  Threads in one process would add nothing the entity locks and
+    # the single _bulk round trip per batch do not already bound; the startup line says so.
     concurrency: int
     poll_interval: float
     lease_seconds: float
@@ -137,7 +141,10 @@ class WorkerSettings:
     elastic_url: str = "http://localhost:9200"
     elastic_index: str = "wordloom-search-index"
     elastic_api_key: str | None = None
-    use_es_bulk: bool = False
+    # OUTBOX_USE_ES_BULK: unset -> _bulk (one request per batch; this engine's default, because the
+    # per-item classification makes _bulk as safe as per-event); an explicit 0 keeps v3's per-event
+    # index/delete requests, classified and lease-renewed the same way.
+    use_es_bulk: bool = True
     require_es_ready: bool = False
     bulk_max_bytes: int = 5 * 1024 * 1024
     experiments: dict = field(default_factory=dict)
@@ -196,7 +203,7 @@ def worker_settings(projection: str, environ: Mapping[str, str] | None = None) -
         elastic_url=env.str("ELASTIC_URL", "http://localhost:9200"),
         elastic_index=env.str("ELASTIC_INDEX", "wordloom-search-index"),
         elastic_api_key=env.str("ELASTIC_API_KEY"),
-        use_es_bulk=env.bool("OUTBOX_USE_ES_BULK", False),
+        use_es_bulk=env.bool("OUTBOX_USE_ES_BULK", True),
         require_es_ready=env.bool("OUTBOX_REQUIRE_ES_READY", False),
         bulk_max_bytes=env.int("OUTBOX_BULK_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
         experiments=experiments,

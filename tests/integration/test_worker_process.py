@@ -172,6 +172,8 @@ def test_worker_continues_the_trace_stored_on_the_outbox_row(conn, worker_env, t
              (tmp_path / "traces" / "wordloom-chronicle-outbox-worker.jsonl").read_text().splitlines()]
     text = json.dumps(spans)
     assert "outbox.process" in text and "projection.process_batch" in text and "outbox.claim_batch" in text
+    loops = [s for s in spans if s.get("name") == "outbox_worker.loop"]
+    assert loops and all(s["attributes"]["wordloom.obs_schema"] == "labs-009-v2" for s in loops), text[:500]
     assert trace_id in text and str(row_id) in text and "wordloom.claim_batch_id" in text
     assert str(event_id) in text  # wordloom.entity.id
 

@@ -1,7 +1,8 @@
 """The search sink with an in-process runner against real PostgreSQL and the real search server.
 
-Cases: claim -> done, external versioning, C04, C05, C06, C07 (injected 429), C11 (both variants),
-retry -> failed with the server unreachable, and poison-row isolation.
+Cases: claim -> done, external versioning, C04, C05, C06, C07 (injected 429; the proxy variant is in
+test_worker_elastic_faults.py), C11 (both variants), retry beyond the budget while the server is
+unreachable / retry -> failed while it answers 503, and poison-row isolation.
 """
 import threading
 import uuid
@@ -170,9 +171,13 @@ def test_C07_injected_429_retries_only_the_rejected_items(conn, es, es_index, ma
     assert set(ids) == set(outbox_rows(conn, "search"))
 
 
-def test_retry_then_failed_when_the_server_is_unreachable(conn, db_url, es_index):
-    """Real fault: nothing listens on the ELASTIC_URL port.  es_connect is retried with backoff
-    until the attempt budget is spent, then the row is failed with that reason."""
+def test_unreachable_server_is_retried_beyond_the_budget_a_failing_one_is_not(conn, db_url, es_index, stack):
+    """Real faults.  Nothing listens on the ELASTIC_URL port: es_connect says nothing about the row,
+    so it is retried past OUTBOX_MAX_ATTEMPTS and never failed (C01).  A server that answers 503
+    every time (a proxy in front of the real one): es_5xx is retried until the budget is spent,
+    then the row is failed with that reason."""
+    from tests.support.es_proxy import Answer, ESProxy
+
     e = uuid.uuid4()
     put_search_row(conn, "book", e, "t", 1)
     event_id = add_event(conn, "search", "book", e, "upsert", 1)
@@ -180,21 +185,49 @@ def test_retry_then_failed_when_the_server_is_unreachable(conn, db_url, es_index
                                        OUTBOX_MAX_ATTEMPTS="3"))
     runner.open()
     try:
-        reports = drain(runner)
+        reports = [runner.run_once() for _ in range(6)]
     finally:
         runner.close()
+    assert [(r.retried, r.failed) for r in reports] == [(1, 0)] * 6
+    row = outbox_rows(conn, "search")[event_id]
+    assert (row["status"], row["error_reason"], row["attempts"]) == ("pending", "es_connect", 6)
+    assert runner.metrics.value("outbox_failed_total", projection="search", op="upsert", reason="es_connect") == 6
+
+    conn.execute("UPDATE search_outbox_events SET attempts = 0")
+    with ESProxy(stack.elastic_url) as proxy:
+        proxy.add(Answer(503))
+        runner = build_runner(settings_for("search", db_url, proxy.url, es_index, OUTBOX_MAX_ATTEMPTS="3"))
+        runner.open()
+        try:
+            reports = drain(runner)
+        finally:
+            runner.close()
     assert [(r.retried, r.failed) for r in reports] == [(1, 0), (1, 0), (0, 1)]
     row = outbox_rows(conn, "search")[event_id]
-    assert (row["status"], row["error_reason"], row["attempts"]) == ("failed", "es_connect", 3)
-    assert runner.metrics.value("outbox_failed_total", projection="search", op="upsert", reason="es_connect") == 3
+    assert (row["status"], row["error_reason"], row["attempts"]) == ("failed", "es_5xx", 3)
+    assert runner.metrics.value("outbox_failed_total", projection="search", op="upsert", reason="es_5xx") == 3
 
 
-def test_C11_delete_v6_then_late_upsert_v5_stays_deleted(conn, es, es_index, make_runner):
-    """C11: the server keeps no delete tombstones (checked first), yet a late upsert(v5) after the
-    delete(v6) does not bring the document back: the sink transfers the current state (deleted)."""
+def test_C11_delete_v6_then_late_upsert_v5_stays_deleted_after_the_servers_tombstones_are_gone(
+        conn, es, es_index, make_runner):
+    """C11, "after the server's delete tombstones are gone": a real Elasticsearch keeps a delete's
+    version for index.gc_deletes (60 s) and would refuse the stale v5 by itself; once that
+    tombstone is collected, only the worker stands between a late upsert and a resurrected
+    document.  The index gets gc_deletes=0s (a real server then forgets at once; the embedded server
+    keeps no tombstones at all), and the probe below checks that the server really has forgotten
+    before the test relies on it.  The late upsert(v5) after delete(v6) does not bring the document
+    back: the sink transfers the current state (deleted)."""
+    from elasticsearch import ApiError
+
+    es.options(ignore_status=400).indices.create(index=es_index)
+    try:
+        es.indices.put_settings(index=es_index, settings={"index": {"gc_deletes": "0s"}})
+    except ApiError:
+        pass  # a server without the setting; the probe decides
     probe = f"probe-{uuid.uuid4()}"
     es.index(index=es_index, id=probe, document={"text": "x"}, version=5, version_type="external")
     es.delete(index=es_index, id=probe, version=6, version_type="external")
+    es.indices.refresh(index=es_index)
     es.index(index=es_index, id=probe, document={"text": "x"}, version=5, version_type="external")
     assert es_doc(es, es_index, probe) is not None, "the server kept a tombstone; this test would prove less"
     es.delete(index=es_index, id=probe)

@@ -83,3 +83,15 @@ def test_exception_reasons():
     assert exception_reason(KeyError("x")) == "deterministic_exception"
     assert exception_reason(psycopg.errors.InvalidTextRepresentation("x")) == "deterministic_exception"
     assert exception_reason(RuntimeError("x")) == "unknown_exception"
+
+
+def test_C01_outage_reasons_never_spend_the_attempt_budget():
+    """C01: es_connect / es_timeout (no answer at all: the server is away) retry at the capped pace
+    for as long as the outage lasts; a server that answers 429/5xx every time is still bounded."""
+    p = policy(max_attempts=3, cap_seconds=2.0)
+    for reason in ("es_connect", "es_timeout"):
+        for attempts in (2, 10, 1_000):
+            d = p.decide(reason, attempts)
+            assert d.retry and 0 <= d.delay_seconds <= 2.0
+    assert p.decide("es_429", 2).terminal and p.decide("es_5xx", 2).terminal
+    assert policy(terminal_on_transient=True).decide("es_connect", 0).terminal

@@ -14,6 +14,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from .process import EmbeddedServiceError, ServerProcess
@@ -78,6 +79,21 @@ class EmbeddedPostgres(ServerProcess):
         if self.account is None:
             return {}
         return {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": []}
+
+    def _wait_ready(self, deadline: float) -> bool:
+        # PostgreSQL listens before crash recovery ends and answers "the database system is
+        # starting up" meanwhile: ready means a session is really accepted.
+        import psycopg
+
+        while self.alive():
+            try:
+                psycopg.connect(self.url(), connect_timeout=2).close()
+                return True
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+        return False
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@{self.host}:{self.port}/{database}"

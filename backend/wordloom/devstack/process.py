@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from .lifetime import die_with_parent
@@ -35,10 +36,16 @@ class ServerProcess:
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
                 start_new_session=True, preexec_fn=die_with_parent(self.stop_signal), **popen_kwargs,
             )
-        if not wait_port(self.host, self.port, timeout, alive=self.alive):
+        deadline = time.monotonic() + timeout
+        if not (wait_port(self.host, self.port, timeout, alive=self.alive)
+                and self._wait_ready(deadline)):
             self.stop()
             tail = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
             raise EmbeddedServiceError(f"{self.label} did not start on {self.host}:{self.port}:\n{tail}")
+
+    def _wait_ready(self, deadline: float) -> bool:
+        """After the port opens: wait until the server really serves (override where it differs)."""
+        return True
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -1,13 +1,15 @@
 """LeaseKeeper: renews the leases of the batch in flight, from its own connection.
 
 v3 never renewed leases, so a batch slower than OUTBOX_LEASE_SECONDS was reclaimed and delivered
-by a second worker while the first was still on it.  Renewal runs every lease/3 and also beats the
-liveness heartbeat: a long batch is busy, not stuck.
+by a second worker while the first was still on it.  Renewal runs every lease/3.  While a batch is
+in flight the keeper also beats the liveness heartbeat, at least four times per
+OUTBOX_HEALTH_MAX_SILENCE_SECONDS whatever the lease length: a long batch is busy, not stuck.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import psycopg
@@ -27,7 +29,8 @@ class LeaseKeeper(threading.Thread):
     def __init__(self, runner: "Runner"):
         super().__init__(name=f"lease-keeper-{runner.projection}", daemon=True)
         self.runner = runner
-        self.interval = max(0.2, runner.settings.lease_seconds / 3.0)
+        self.interval = max(0.2, runner.settings.lease_seconds / 3.0)  # renewal period
+        self.tick = max(0.05, min(self.interval, runner.settings.health_max_silence / 4.0))
         self._ids: frozenset = frozenset()
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
@@ -42,12 +45,17 @@ class LeaseKeeper(threading.Thread):
 
     def run(self) -> None:
         r = self.runner
-        while not r.closed.wait(self.interval):
+        next_renewal = time.monotonic() + self.interval
+        while not r.closed.wait(self.tick):
             with self._lock:
                 ids = self._ids
             if not ids:
+                next_renewal = time.monotonic() + self.interval
                 continue
             r.health.beat()  # a long batch is alive, not stuck
+            if time.monotonic() < next_renewal:
+                continue
+            next_renewal = time.monotonic() + self.interval
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = connect(r.settings.database_url, autocommit=True, connect_timeout=2)

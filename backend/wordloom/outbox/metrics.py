@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .retry import TERMINAL_REASONS, TRANSIENT_REASONS
+
 PROJECTIONS = ("search", "chronicle")
 OPS = ("upsert", "delete")
 # projection_status names of CONTRACT.md section 1, by worker projection label.
@@ -16,6 +18,17 @@ REBUILD_NAMES = {
     "search": ("search_sot_to_search_index", "search_index_to_elastic"),
     "chronicle": ("chronicle_events_to_entries",),
 }
+# Label values created at 0 on startup, so every contract series is scraped before the first event
+# (sum/rate panels show 0 instead of "no data").  Reasons a projection can never produce are left out.
+_NOT_ES_REASONS = {"deterministic_exception", "unknown_exception", "unknown_op", "reclaim_exhausted"}
+PRIMED_REASONS = {
+    "search": (TRANSIENT_REASONS, TERMINAL_REASONS),
+    "chronicle": (TRANSIENT_REASONS & _NOT_ES_REASONS, TERMINAL_REASONS & _NOT_ES_REASONS),
+}
+PRIMED_NOOP_REASONS = {"search": ("es_404", "es_409"), "chronicle": ("unchanged", "absent")}
+PRIMED_BULK_RESULTS = ("ok", "errors")
+PRIMED_ITEM_RESULTS = ("ok", "noop", "failed")
+PRIMED_ITEM_FAILURES = ("es_429", "es_4xx", "es_5xx", "es_other")
 
 
 class OutboxMetrics:
@@ -73,13 +86,29 @@ class OutboxMetrics:
                       self.backlog_growing):
             gauge.labels(projection=p)
         self.owner_mismatch.labels(projection=p)
+        transient, terminal = PRIMED_REASONS.get(p, (TRANSIENT_REASONS, TERMINAL_REASONS))
         for op in OPS:
             self.processed.labels(projection=p, op=op)
+            for reason in sorted(transient | terminal):
+                self.failed.labels(projection=p, op=op, reason=reason)
+            for reason in sorted(transient):
+                self.retry_scheduled.labels(projection=p, op=op, reason=reason)
+            for reason in sorted(terminal):
+                self.terminal_failed.labels(projection=p, op=op, reason=reason)
+            for reason in PRIMED_NOOP_REASONS.get(p, ()):
+                self.idempotent_noop.labels(projection=p, op=op, reason=reason)
         for name in REBUILD_NAMES.get(p, ()):
             for gauge in (self.rebuild_duration, self.rebuild_last_finished, self.rebuild_last_success):
                 gauge.labels(projection=name)
-        if p == "search":
+        if p == "search":  # the chronicle worker never talks to Elasticsearch
             self.bulk_duration.labels(projection=p)
+            for result in PRIMED_BULK_RESULTS:
+                self.bulk_requests.labels(projection=p, result=result)
+            for op in OPS:
+                for result in PRIMED_ITEM_RESULTS:
+                    self.bulk_items.labels(projection=p, op=op, result=result)
+                for failure in PRIMED_ITEM_FAILURES:
+                    self.bulk_item_failures.labels(projection=p, op=op, failure_class=failure)
 
     # -- helpers that keep label spelling in one place ---------------------------------------------
     def count_done(self, op: str, n: int = 1) -> None:

@@ -32,6 +32,7 @@ class Monitor(threading.Thread):
         self._conn: psycopg.Connection | None = None
         self._fails = 0
         self._stall_since: float | None = None
+        self._stall_base_lag: int | None = None
         self._last_lag: int | None = None
         self._last_done = 0.0
         self._stalled = False
@@ -54,11 +55,16 @@ class Monitor(threading.Thread):
                 self._conn.execute("SELECT set_config('statement_timeout', %s, false)",
                                    (f"{int(s.db_ping_timeout * 1000)}ms",))
             stats = r.store.backlog_stats(self._conn)
-        except (*DB_ERRORS, psycopg.errors.QueryCanceled, psycopg.errors.AdminShutdown) as exc:
+        except (*DB_ERRORS, psycopg.Error) as exc:
+            # Unreachable, or reachable but the query fails (a table renamed or a privilege revoked
+            # by a migration): either way the worker cannot do its job.  Logged once per streak.
             self._fails += 1
             self._close()
+            message = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)[:200]
             if self._fails >= s.db_ping_fails_before_draining:
-                r.health.set_db(False, redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)[:200])
+                if r.health.db_ok:
+                    log.warning("database check failing; not ready", extra={"error": message})
+                r.health.set_db(False, message)
             return
         self._fails = 0
         r.health.set_db(True)
@@ -72,18 +78,27 @@ class Monitor(threading.Thread):
                 r.health.set_es(False, redact(str(exc))[:200])
 
     def _watch_backlog(self, stats) -> None:
+        """Watchdog: the backlog has grown while no row was delivered for longer than
+        OUTBOX_HEALTH_MAX_SILENCE_SECONDS.  One warning when it starts, one line when it ends, and
+        outbox_backlog_stalled 1 meanwhile.  Progress (a row delivered here, or the lag shrinking
+        because another worker delivers) or an empty backlog resets the window."""
         r = self.runner
         done = sum(r.metrics.value("outbox_processed_total", projection=r.projection, op=op) for op in ("upsert", "delete"))
-        growing = self._last_lag is not None and stats.lag > self._last_lag and done == self._last_done
-        self._last_lag, self._last_done = stats.lag, done
         now = time.monotonic()
-        if growing:
-            self._stall_since = self._stall_since or now
-        elif not growing:
-            self._stall_since = None
-        stalled = self._stall_since is not None and now - self._stall_since > r.settings.health_max_silence
+        progress = done > self._last_done or (self._last_lag is not None and stats.lag < self._last_lag)
+        if progress or stats.lag == 0:
+            self._stall_since, self._stall_base_lag = None, None
+        elif self._stall_since is None:
+            self._stall_since, self._stall_base_lag = now, stats.lag
+        self._last_lag, self._last_done = stats.lag, done
+        stalled = (self._stall_since is not None and now - self._stall_since > r.settings.health_max_silence
+                   and stats.lag > self._stall_base_lag)
         if stalled and not self._stalled:
-            log.warning("watchdog: backlog grows while nothing is delivered", extra={"lag": stats.lag})
+            log.warning("watchdog: backlog grows while nothing is delivered",
+                        extra={"lag": stats.lag, "lag_at_start": self._stall_base_lag,
+                               "seconds": round(now - self._stall_since, 1), "state": r.health.state})
+        elif self._stalled and not stalled:
+            log.info("watchdog: backlog moving again", extra={"lag": stats.lag})
         self._stalled = stalled
         r.metrics.backlog_growing.labels(projection=r.projection).set(1 if stalled else 0)
 

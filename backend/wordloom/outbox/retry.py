@@ -4,6 +4,13 @@ Reason codes are the metric label and `error_reason` column values of CONTRACT.m
 Transient reasons back off exponentially with *full jitter* (a uniform draw in [0, capped delay]):
 a thousand rows failing at the same instant spread their retries instead of stampeding back
 together (C17).  Terminal reasons fail at once: retrying a 400 or a bug cannot succeed.
+
+Outage reasons (es_connect, es_timeout: the server gave no answer at all) say nothing about the
+row, only that the sink is away (an upgrade, a restart).  They retry at the capped, jittered pace
+but never spend the OUTBOX_MAX_ATTEMPTS budget: a delete committed while Elasticsearch is down for
+ten minutes must still reach it when it is back, not end `failed` (C01).  Everything else the
+server answers (429, 5xx) stays within the budget, so a document the server rejects every time
+cannot loop forever.  OUTBOX_TERMINAL_ON_TRANSIENT=1 still makes every failure terminal.
 """
 from __future__ import annotations
 
@@ -18,6 +25,8 @@ TRANSIENT_REASONS = frozenset({
 })
 # Reasons that no number of attempts can cure.
 TERMINAL_REASONS = frozenset({"es_4xx", "deterministic_exception", "unknown_op", "reclaim_exhausted"})
+# Transient reasons that mean "the sink is unreachable", not "this row failed": never budgeted.
+OUTAGE_REASONS = frozenset({"es_connect", "es_timeout"})
 ALL_REASONS = TRANSIENT_REASONS | TERMINAL_REASONS
 
 
@@ -60,7 +69,7 @@ class RetryPolicy:
     def decide(self, reason: str, attempts: int) -> RetryDecision:
         if not self.is_transient(reason) or self.terminal_on_transient:
             return RetryDecision(False, 0.0, reason)
-        if attempts + 1 >= self.max_attempts:
+        if attempts + 1 >= self.max_attempts and reason not in OUTAGE_REASONS:
             return RetryDecision(False, 0.0, reason)
         return RetryDecision(True, self.rng.uniform(0.0, self.ceiling(attempts)), reason)
 

@@ -9,7 +9,10 @@ It knows nothing about Elasticsearch.  What it guarantees, whatever the sink:
 - expired or over-long processing rows reclaimed by any live worker, counting an attempt (C12);
 - one failing row cannot sink its batch: an exception re-runs the batch one row at a time;
 - a database error never ends the process: state DRAINING, reconnect with capped backoff, and
-  the rows it held are released on reconnect (C14);
+  the rows it held are released on reconnect (C14).  A query that fails on a live connection (a
+  table renamed by a migration, a privilege revoked) is not a row's fault: the rows go back
+  without an attempt, the loop backs off (capped) and is not ready until an iteration succeeds.
+  Each kind of loop error is logged once per streak, with its reason, not once per iteration;
 - stop(): claim nothing more, finish the batch in flight, release what is left, state STOPPED (C13).
 """
 from __future__ import annotations
@@ -33,12 +36,15 @@ from .retry import RetryPolicy, exception_reason
 from .store import FailedRow, OutboxEvent, OutboxStore
 from .lease_keeper import LeaseKeeper
 from .monitor import Monitor
-from .tracing import batch_span, claim_span, event_spans
+from .tracing import batch_span, claim_span, event_spans, loop_span
 
 log = logging.getLogger(__name__)
 
 CHANNELS = {"search": "wordloom_search_outbox", "chronicle": "wordloom_chronicle_outbox"}
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailable)
+# Database errors a single row can cause (bad data); any other psycopg error is the database's
+# or the deployment's, and must not fail the rows of the batch it interrupted.
+ROW_DB_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
 RECONNECT_BASE_SECONDS = 0.2
 RECONNECT_CAP_SECONDS = 5.0
 WAIT_SLICE_SECONDS = 0.1  # how quickly an idle wait notices stop()
@@ -102,6 +108,8 @@ class Runner:
         self._last_reclaim = 0.0
         self._db_down_since: float | None = None
         self._ever_connected = False
+        self._loop_error: str | None = None  # the error of the current failing streak
+        self._loop_error_count = 0
 
     # -- control ---------------------------------------------------------------------------------
     def stop(self, hard: bool = False) -> None:
@@ -139,7 +147,7 @@ class Runner:
                      extra={"down_seconds": round(time.monotonic() - self._db_down_since, 3)})
             self._db_down_since = None
         self.health.set_db(True)
-        if not self.stopping.is_set():
+        if not self.stopping.is_set() and self._loop_error is None:
             self.health.set_state(RUNNING, "")
 
     def _disconnect(self) -> None:
@@ -166,16 +174,20 @@ class Runner:
         self.lease_keeper.start()
         self.monitor.start()
         backoff = RECONNECT_BASE_SECONDS
+        iteration = 0
         try:
             while not self.stopping.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     log.info("OUTBOX_RUN_SECONDS reached", extra={"run_seconds": s.run_seconds})
                     break
                 self.health.beat()
+                iteration += 1
                 try:
-                    self._connect()
-                    self._maybe_reclaim()
-                    report = self.run_once()
+                    with loop_span(self.projection, iteration):
+                        self._connect()
+                        self._maybe_reclaim()
+                        report = self.run_once()
+                    self._loop_ok()
                     backoff = RECONNECT_BASE_SECONDS
                     if report.claimed >= s.batch_size or report.suspect:
                         continue  # more is likely waiting; no need for a wake-up
@@ -184,12 +196,47 @@ class Runner:
                     self._on_db_error(exc)
                     self._wait(backoff)
                     backoff = min(backoff * 2, RECONNECT_CAP_SECONDS)
-                except Exception:
-                    log.exception("unexpected error in the worker loop; continuing")
-                    self._wait(min(1.0, s.poll_interval))
+                except psycopg.Error as exc:
+                    self._on_loop_error(exc, "database query failed")
+                    self._wait(backoff)
+                    backoff = min(backoff * 2, RECONNECT_CAP_SECONDS)
+                except Exception as exc:
+                    self._on_loop_error(exc, "unexpected error in the worker loop")
+                    self._wait(backoff)
+                    backoff = min(backoff * 2, RECONNECT_CAP_SECONDS)
         finally:
             self._shutdown()
         return 0
+
+    def _loop_ok(self) -> None:
+        if self._loop_error is not None:
+            log.info("worker loop recovered", extra={"failed_iterations": self._loop_error_count,
+                                                     "error": self._loop_error})
+            self._loop_error, self._loop_error_count = None, 0
+        if not self.stopping.is_set():
+            self.health.set_state(RUNNING, "")
+
+    def _on_loop_error(self, exc: BaseException, what: str) -> None:
+        """A failing iteration on a live connection: log once per kind of error, give the rows of
+        the interrupted batch back (no attempt counted: the rows did nothing wrong), not ready."""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        signature = redact(f"{type(exc).__name__}: {first}")[:300]
+        self._loop_error_count += 1
+        if signature != self._loop_error:
+            if isinstance(exc, psycopg.Error):
+                log.warning(f"{what}; backing off and retrying", extra={"error": signature,
+                                                                        "sqlstate": exc.sqlstate})
+            else:
+                log.exception(f"{what}; backing off and retrying", extra={"error": signature})
+            self._loop_error = signature
+        self.health.set_state(DRAINING, f"{what}: {signature}"[:200])
+        if self.conn is not None and not self.conn.closed:
+            try:
+                released = self.store.release_owned(self.conn, self.owner)
+                if released:
+                    log.info("released rows of the interrupted batch", extra={"rows": len(released)})
+            except Exception:  # the next iteration (or the reconnect) will hand them back
+                pass
 
     def _on_db_error(self, exc: BaseException) -> None:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -261,21 +308,31 @@ class Runner:
                     report = self._settle(events, outcomes)
         except DB_ERRORS:
             raise
+        except psycopg.Error as exc:
+            if not isinstance(exc, ROW_DB_ERRORS):
+                raise  # the database's fault, not the rows': the loop backs off and releases them
+            return self._row_exception(events, exc)
         except Exception as exc:
-            if len(events) > 1:
-                # Find the row that breaks the batch instead of failing or retrying all of them.
-                log.warning("batch failed; retrying its rows one by one",
-                            extra={"rows": len(events), "error": redact(str(exc))[:300]})
-                total = BatchReport(claimed=len(events))
-                for event in events:
-                    total.merge(self.process_events([event]))
-                return total
-            event = events[0]
-            reason = exception_reason(exc)
-            log.warning("row failed with an exception", extra={"outbox_event_id": str(event.id), "reason": reason,
-                                                             "error": redact(repr(exc))[:300]})
-            with self.conn.transaction():
-                report = self._settle(events, [Outcome.failure(event.id, reason, redact(repr(exc))[:2000])])
+            return self._row_exception(events, exc)
+        self._count(events, report)
+        return report
+
+    def _row_exception(self, events: list[OutboxEvent], exc: BaseException) -> BatchReport:
+        """The sink raised for this batch: find the row that breaks it instead of failing or
+        retrying all of them; a single row is settled by the exception's reason."""
+        if len(events) > 1:
+            log.warning("batch failed; retrying its rows one by one",
+                        extra={"rows": len(events), "error": redact(str(exc))[:300]})
+            total = BatchReport(claimed=len(events))
+            for event in events:
+                total.merge(self.process_events([event]))
+            return total
+        event = events[0]
+        reason = exception_reason(exc)
+        log.warning("row failed with an exception", extra={"outbox_event_id": str(event.id), "reason": reason,
+                                                         "error": redact(repr(exc))[:300]})
+        with self.conn.transaction():
+            report = self._settle(events, [Outcome.failure(event.id, reason, redact(repr(exc))[:2000])])
         self._count(events, report)
         return report
 

@@ -55,7 +55,8 @@ def build_runner(settings: WorkerSettings, *, metrics: OutboxMetrics | None = No
     if settings.projection == "search":
         es = es or elastic_client(settings)
         sink = ElasticSink(es, settings.elastic_index, metrics=metrics, bulk_max_bytes=settings.bulk_max_bytes,
-                           experiments=experiments, after_state_read=after_state_read)
+                           experiments=experiments, after_state_read=after_state_read,
+                           use_bulk=settings.use_es_bulk)
         if settings.require_es_ready:
             es_probe = _es_probe(es, settings.elastic_url)
     else:
@@ -135,8 +136,14 @@ def run_worker(projection: str, environ=None) -> int:
         "index": settings.elastic_index if projection == "search" else None,
         "elastic": redact(settings.elastic_url) if projection == "search" else None,
         "batch_size": settings.batch_size, "lease_seconds": settings.lease_seconds,
+        "es_mode": ("bulk" if settings.use_es_bulk else "per-event") if projection == "search" else None,
+        "concurrency": 1,
         "experiments": ",".join(experiments.active) or None,
     })
+    if settings.concurrency > 1:
+        log.warning("OUTBOX_CONCURRENCY is accepted but not used: this process runs one batch at a time; "
+                    "start more worker processes to scale out (claims use SKIP LOCKED, each has its own lease)",
+                    extra={"outbox_concurrency": settings.concurrency})
     setup_tracing(settings.service_name, environ)
     shutdown = ShutdownController(settings.shutdown_grace)
     shutdown.install()

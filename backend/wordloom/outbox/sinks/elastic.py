@@ -13,6 +13,11 @@ Bulk answers are classified per item by the item's own status (C05): 2xx ok, 409
 ok, 429/5xx retry that item only (C07), other 4xx failed es_4xx (C06).  413 for a whole request
 splits it; a single document too big on its own fails alone (C08).  Requests are chunked by
 encoded bytes, not characters (C09).
+
+Per-event mode (OUTBOX_USE_ES_BULK=0, v3's spelling): one index/delete request per entity instead
+of _bulk, with the same external versions, the same per-item classification (the request's own
+status is the item's status) and, from the runner, the same lease renewal.  Bulk stays the default
+because it is one round trip per batch; per-event exists for servers or proxies that refuse _bulk.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ class BulkAction:
     version: int
     encoded: bytes
     entity_key: tuple[str, uuid.UUID]
+    body: dict | None = None
 
     @classmethod
     def build(cls, index: str, op: str, doc_id: str, version: int, entity_key, body: dict | None = None) -> "BulkAction":
@@ -55,7 +61,7 @@ class BulkAction:
         if body is not None:
             lines.append(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
         encoded = ("\n".join(lines) + "\n").encode("utf-8")
-        return cls(op, doc_id, int(version), encoded, entity_key)
+        return cls(op, doc_id, int(version), encoded, entity_key, body)
 
 
 def chunk_by_bytes(actions: Sequence[BulkAction], max_bytes: int) -> list[list[BulkAction]]:
@@ -125,11 +131,13 @@ class ElasticSink:
 
     def __init__(self, es: Elasticsearch, index: str, *, metrics: OutboxMetrics, bulk_max_bytes: int,
                  experiments: Experiments | None = None,
-                 after_state_read: Callable[[list[OutboxEvent]], None] | None = None):
+                 after_state_read: Callable[[list[OutboxEvent]], None] | None = None,
+                 use_bulk: bool = True):
         self.es = es
         self.index = index
         self.metrics = metrics
         self.bulk_max_bytes = bulk_max_bytes
+        self.use_bulk = use_bulk
         self.experiments = experiments or Experiments()
         # Seam for tests and drills: runs after the current rows were read under the entity locks
         # and before Elasticsearch is written (the window a concurrent worker would race into).
@@ -191,9 +199,36 @@ class ElasticSink:
                 self._index_ready = True
             except Exception as exc:  # the _bulk below will meet (and classify) the same problem
                 log.warning("could not ensure index", extra={"index": self.index, "error": str(exc)[:300]})
+        if not self.use_bulk:
+            for position, action in enumerate(actions):
+                synthetic = self.experiments.synthetic_item(position, action.op)
+                answers[action.entity_key] = synthetic if synthetic is not None else self._send_one(action)
+            return answers
         for chunk in chunk_by_bytes(actions, self.bulk_max_bytes):
             self._send(chunk, answers)
         return answers
+
+    def _send_one(self, action: BulkAction) -> dict:
+        """Per-event mode: one index/delete request; its answer shaped like a _bulk item."""
+        try:
+            if action.op == "upsert":
+                resp = self.es.index(index=self.index, id=action.doc_id, document=action.body,
+                                     version=action.version, version_type="external")
+            else:
+                resp = self.es.delete(index=self.index, id=action.doc_id, version=action.version,
+                                      version_type="external")
+            return {"status": resp.meta.status}
+        except ApiError as exc:
+            status = exc.status_code or 0
+            if status in (404, 409) or (400 <= status < 600):
+                # The request's own status is the item's status (409 stale, 404 gone, 429 busy...).
+                return {"status": status, "error": {"type": str(exc.message)[:200], "reason": str(exc)[:500]}}
+            reason = request_failure_reason(exc)
+            return {"status": status, "error": {"type": reason, "reason": str(exc)[:500]}, "request_reason": reason}
+        except Exception as exc:
+            reason = request_failure_reason(exc)
+            log.warning("document request failed", extra={"reason": reason, "error": str(exc)[:300]})
+            return {"status": 0, "error": {"type": reason, "reason": str(exc)[:500]}, "request_reason": reason}
 
     def _send(self, chunk: list[BulkAction], answers: dict) -> None:
         to_send: list[BulkAction] = []
