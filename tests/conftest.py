@@ -18,6 +18,16 @@ _TEST_VAR = Path(os.environ.get("WORDLOOM_TEST_VAR_DIR") or __import__("tempfile
 os.environ["WORDLOOM_VAR_DIR"] = str(_TEST_VAR)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_environ():
+    """Commands run in-process load env files into os.environ; never let that leak into the
+    next test (it once pointed a later test's workers at .env.dev's fixed ports)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def stack():
     s = Stack.start()
@@ -51,7 +61,10 @@ def es_index(stack):
 @pytest.fixture
 def worker_env(stack, db_url, es_index):
     """Environment for a worker/API subprocess pointed at this test's database and index."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OUTBOX_", "WORDLOOM_", "OTEL_"))}
+    # Nothing inherited may steer a worker: only what this fixture sets.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OUTBOX_", "WORDLOOM_", "OTEL_", "SEARCH_OUTBOX_", "CHRONICLE_OUTBOX_",
+                                "API_", "DATABASE_", "ELASTIC_"))}
     env.update(
         DATABASE_URL=db_url,
         ELASTIC_URL=stack.elastic_url,

@@ -20,7 +20,7 @@ from tests.support.es_proxy import ESProxy, Slow, is_bulk
 from tests.support.outbox_helpers import (
     WorkerProcess, add_event, outbox_rows, put_search_row, status_counts, wait_until,
 )
-from tests.support.stack import wait_accepting, with_database
+from tests.support.stack import with_database
 from wordloom.db.migrate import migrate
 from wordloom.devstack.ports import free_port
 from wordloom.devstack.postgres import EmbeddedPostgres
@@ -54,7 +54,6 @@ def own_postgres(tmp_path):
     """A PostgreSQL owned by this test (the session's shared one must not be restarted)."""
     pg = EmbeddedPostgres(tmp_path / "pg", free_port(), fast_unsafe=True)
     pg.start()
-    wait_accepting(pg.url())
     with psycopg.connect(pg.url(), autocommit=True) as admin:
         admin.execute('CREATE DATABASE "wl_c14_test"')
     url = with_database(pg.url(), "wl_c14_test")
@@ -99,7 +98,6 @@ def test_C14_backends_terminated_then_postgres_restarted_worker_drains_and_resum
             time.sleep(0.2)
 
         pg.start()
-        wait_accepting(pg.url())
         code, body = wait_until(lambda: (lambda r: r if r[0] == 200 else None)(get_json(port, "/readyz")), 20,
                                 message="/readyz 200 after the restart")
         assert body["state"] == "RUNNING" and body["db"]["ok"] is True

@@ -8,6 +8,7 @@ jaeger-services-<ts>.json, jaeger-operations-<ts>.json, jaeger-traces-<label>-<t
 """
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -17,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..redact import redact, register_secret
 from .tracing import traces_dir
 
 _LOOKBACK = re.compile(r"^(\d+)([smhd])$")
@@ -52,7 +54,21 @@ class Query:
 
 class JaegerApi:
     def __init__(self, base_url: str, timeout: float = 5.0):
-        self.base = base_url.rstrip("/")
+        # urllib cannot send `user:password@` from a URL; turn it into a Basic header (a proxy in
+        # front of Jaeger), and keep the credentials out of every message.
+        parts = urllib.parse.urlsplit(base_url.rstrip("/"))
+        self.headers: dict[str, str] = {}
+        if parts.username is not None or parts.password is not None:
+            user, password = urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or "")
+            register_secret(password)
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            self.headers["Authorization"] = f"Basic {token}"
+            register_secret(token)
+            host = parts.hostname or ""
+            netloc = f"[{host}]" if ":" in host else host
+            netloc += f":{parts.port}" if parts.port else ""
+            parts = parts._replace(netloc=netloc)
+        self.base = urllib.parse.urlunsplit(parts)
         self.timeout = timeout
 
     def _get(self, path: str, params: dict | None = None) -> dict:
@@ -60,10 +76,12 @@ class JaegerApi:
         if params:
             url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
         try:
-            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+            request = urllib.request.Request(url, headers=self.headers)
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:
                 return json.loads(resp.read().decode("utf-8"))
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise JaegerUnavailable(f"Jaeger query API not reachable at {self.base} ({exc})") from None
+            # The base URL may carry credentials (a proxy in front of Jaeger): say where, not who.
+            raise JaegerUnavailable(redact(f"Jaeger query API not reachable at {self.base} ({exc})")) from None
 
     def services(self) -> dict:
         return self._get("/services")

@@ -2,6 +2,8 @@
 
 Each record carries ts, level, logger, message, and trace_id/span_id when an OpenTelemetry span is
 active.  Masking happens in the formatter, so it covers messages, arguments and tracebacks alike.
+An uncaught exception (main thread or any other) is logged through the same formatter instead of
+Python's default hook, which would print the raw traceback, secrets and all, to stderr.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 
 from ..redact import redact
@@ -42,6 +45,8 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value if isinstance(value, (int, float, bool)) or value is None else redact(value)
         if record.exc_info:
             payload["exc_info"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            payload["stack_info"] = redact(self.formatStack(record.stack_info))
         return json.dumps(payload, ensure_ascii=False, default=str)
 
 
@@ -65,4 +70,32 @@ def setup_logging(environ=None, stream=None) -> None:
     root.setLevel(getattr(logging, level, logging.INFO))
     for noisy in ("elastic_transport", "urllib3", "httpx", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    install_excepthooks()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+def _log_uncaught(exc_type, exc, tb, where: str) -> None:
+    logging.getLogger("wordloom.uncaught").critical("uncaught exception in %s", where, exc_info=(exc_type, exc, tb))
+    for handler in logging.getLogger().handlers:
+        try:
+            handler.flush()
+        except Exception:  # pragma: no cover - a closed stream at exit
+            pass
+
+
+def install_excepthooks() -> None:
+    """Route uncaught exceptions through logging (one redacted JSON line) instead of the default
+    hooks' raw traceback.  KeyboardInterrupt keeps Python's behaviour."""
+    def main_hook(exc_type, exc, tb):
+        if issubclass(exc_type, KeyboardInterrupt):
+            return sys.__excepthook__(exc_type, exc, tb)
+        _log_uncaught(exc_type, exc, tb, "main thread")
+
+    def thread_hook(args):
+        if args.exc_type is SystemExit:
+            return
+        _log_uncaught(args.exc_type, args.exc_value, args.exc_traceback,
+                      f"thread {getattr(args.thread, 'name', '?')}")
+
+    sys.excepthook = main_hook
+    threading.excepthook = thread_hook

@@ -7,12 +7,18 @@
   pipeline (spans are dropped instead).  Without one, spans are written as JSON lines under
   var/traces/ so drills always leave evidence that `labs export-jaeger --from-local` can read.
 - OTEL_SDK_DISABLED=true or WORDLOOM_TRACING_ENABLED=false turns tracing off entirely.
+- Shutdown is bounded too (SHUTDOWN_BUDGET_SECONDS): the local files are flushed first, then the
+  OTLP queue gets what is left of the budget.  The SDK's own exit hook would wait up to 30 s per
+  processor for a collector that never answers, past honcho's SIGKILL.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import threading
+import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -21,15 +27,19 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ..envfile import REPO_ROOT
 from ..settings import Env
 
 OBS_SCHEMA = "labs-009-v2"
+SHUTDOWN_BUDGET_SECONDS = 2.0
+OTLP_TIMEOUT_SECONDS = 2
 _PROPAGATOR = TraceContextTextMapPropagator()
 _configured: dict[str, TracerProvider] = {}
+# (processor, is_local) of every provider, in the order they must be shut down.
+_processors: list[tuple[BatchSpanProcessor, bool]] = []
 
 
 def traces_dir() -> Path:
@@ -81,8 +91,12 @@ def span_to_dict(span: ReadableSpan, service_name: str) -> dict:
 
 def _sampler(env: Env):
     name = (env.str("OTEL_TRACES_SAMPLER") or "parentbased_always_on").lower()
-    ratio = env.float("OTEL_TRACES_SAMPLER_ARG", 1.0, minimum=0.0)
-    root = TraceIdRatioBased(ratio) if "traceidratio" in name else ALWAYS_ON
+    if "traceidratio" in name:
+        root = TraceIdRatioBased(min(1.0, env.float("OTEL_TRACES_SAMPLER_ARG", 1.0, minimum=0.0)))
+    elif name.endswith("always_off"):
+        root = ALWAYS_OFF
+    else:
+        root = ALWAYS_ON
     # Always parent-based, even if asked for a plain ratio: a sampled API trace must reach the worker.
     return ParentBased(root)
 
@@ -97,33 +111,84 @@ def setup_tracing(service_name: str, environ: Mapping[str, str] | None = None) -
     if not tracing_enabled(env):
         return trace.NoOpTracer()
     if service_name not in _configured:
-        provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=_sampler(env))
+        sampler = _sampler(env)
+        # shutdown_on_exit=False: our own exit hook (below) is bounded, the SDK's is not.
+        provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler,
+                                  shutdown_on_exit=False)
         endpoint = env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.str("OTEL_EXPORTER_OTLP_ENDPOINT")
+        if env.bool("WORDLOOM_TRACES_LOCAL", not endpoint):
+            local = BatchSpanProcessor(JsonLinesSpanExporter(traces_dir(), service_name), schedule_delay_millis=500)
+            provider.add_span_processor(local)
+            _processors.append((local, True))
         if endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             if not env.str("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
                 endpoint = endpoint.rstrip("/") + "/v1/traces"
-            exporter = OTLPSpanExporter(endpoint=endpoint, timeout=2)
-            provider.add_span_processor(BatchSpanProcessor(
-                exporter, max_queue_size=2048, max_export_batch_size=256, export_timeout_millis=2000))
-        if env.bool("WORDLOOM_TRACES_LOCAL", not endpoint):
-            provider.add_span_processor(BatchSpanProcessor(
-                JsonLinesSpanExporter(traces_dir(), service_name), schedule_delay_millis=500))
+            exporter = OTLPSpanExporter(endpoint=endpoint, timeout=OTLP_TIMEOUT_SECONDS)
+            # Bounded queue: when the collector is away, spans beyond it are dropped, never held.
+            remote = BatchSpanProcessor(exporter, max_queue_size=2048, max_export_batch_size=256,
+                                        export_timeout_millis=OTLP_TIMEOUT_SECONDS * 1000)
+            provider.add_span_processor(remote)
+            _processors.append((remote, False))
         trace.set_tracer_provider(provider)
         _configured[service_name] = provider
+        if len(_configured) == 1:
+            atexit.register(shutdown_tracing)
     return trace.get_tracer("wordloom")
 
 
-def shutdown_tracing() -> None:
-    for provider in _configured.values():
-        provider.shutdown()
+def flush_tracing(timeout_seconds: float = SHUTDOWN_BUDGET_SECONDS) -> None:
+    """Write out the local span files now (tests and drills that read them while a process runs)."""
+    for processor, is_local in list(_processors):
+        if is_local:
+            processor.force_flush(int(timeout_seconds * 1000))
+
+
+def shutdown_tracing(budget_seconds: float = SHUTDOWN_BUDGET_SECONDS) -> None:
+    """Flush and stop every span processor within `budget_seconds` in total: local files first
+    (they are the evidence), then whatever the OTLP queue can send in the time left.  Spans a dead
+    collector cannot take are dropped; exit is never held up by them."""
+    deadline = time.monotonic() + budget_seconds
+    for processor, is_local in sorted(_processors, key=lambda p: not p[1]):
+        remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+        # Local files get at least a second even when the budget is spent; OTLP only the rest.
+        timeout_ms = max(remaining_ms, 1000) if is_local else remaining_ms
+        try:
+            # BatchSpanProcessor.shutdown() has no timeout (it waits up to 30 s); its inner batch
+            # processor takes one.
+            inner = getattr(processor, "_batch_processor", None)
+            if inner is not None:
+                inner.shutdown(timeout_millis=timeout_ms)
+            else:  # pragma: no cover - another SDK layout
+                processor.shutdown()
+        except Exception:  # pragma: no cover - a broken exporter must not break exit
+            pass
+
+
+# The server span of the API request being handled (set by wordloom.api.tracing).  FastAPI opens
+# its own child spans (fastapi.dependencies, fastapi.endpoint, ...) around the code that writes the
+# outbox rows; the rows must point at the request's span, so the worker's outbox.process hangs
+# directly under "POST /api/v1/blocks" in Jaeger, not under a dependency-resolution span.
+_request_span: ContextVar[trace.Span | None] = ContextVar("wordloom_request_span", default=None)
+
+
+def bind_request_span(span: trace.Span):
+    """Mark `span` as the current request's span; returns a token for `unbind_request_span`."""
+    return _request_span.set(span)
+
+
+def unbind_request_span(token) -> None:
+    _request_span.reset(token)
 
 
 def current_trace_headers() -> tuple[str | None, str | None]:
-    """(traceparent, tracestate) of the active span, for storing on an outbox row."""
+    """(traceparent, tracestate) to store on an outbox row: the API request's server span while one
+    is being handled, else the active span."""
     carrier: dict[str, str] = {}
-    _PROPAGATOR.inject(carrier)
+    request_span = _request_span.get()
+    ctx = trace.set_span_in_context(request_span) if request_span is not None else None
+    _PROPAGATOR.inject(carrier, context=ctx)
     return carrier.get("traceparent"), carrier.get("tracestate")
 
 

@@ -33,6 +33,7 @@ from elasticsearch import ApiError, ConnectionError as ESConnectionError, Connec
 from psycopg.rows import dict_row
 
 from ...db.queries import query
+from ...redact import redact
 from ...search.index import document_from_row, document_id, ensure_index
 from ..experiments import Experiments
 from ..metrics import OutboxMetrics
@@ -222,13 +223,13 @@ class ElasticSink:
             status = exc.status_code or 0
             if status in (404, 409) or (400 <= status < 600):
                 # The request's own status is the item's status (409 stale, 404 gone, 429 busy...).
-                return {"status": status, "error": {"type": str(exc.message)[:200], "reason": str(exc)[:500]}}
+                return {"status": status, "error": {"type": str(exc.message)[:200], "reason": redact(exc)[:500]}}
             reason = request_failure_reason(exc)
-            return {"status": status, "error": {"type": reason, "reason": str(exc)[:500]}, "request_reason": reason}
+            return {"status": status, "error": {"type": reason, "reason": redact(exc)[:500]}, "request_reason": reason}
         except Exception as exc:
             reason = request_failure_reason(exc)
             log.warning("document request failed", extra={"reason": reason, "error": str(exc)[:300]})
-            return {"status": 0, "error": {"type": reason, "reason": str(exc)[:500]}, "request_reason": reason}
+            return {"status": 0, "error": {"type": reason, "reason": redact(exc)[:500]}, "request_reason": reason}
 
     def _send(self, chunk: list[BulkAction], answers: dict) -> None:
         to_send: list[BulkAction] = []
@@ -257,7 +258,7 @@ class ElasticSink:
             log.warning("bulk request failed", extra={"reason": reason, "items": len(to_send), "error": str(exc)[:300]})
             for action in to_send:
                 answers[action.entity_key] = {
-                    "status": status or 0, "error": {"type": reason, "reason": str(exc)[:500]},
+                    "status": status or 0, "error": {"type": reason, "reason": redact(exc)[:500]},
                     "request_reason": reason,
                 }
             return
