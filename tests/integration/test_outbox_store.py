@@ -129,25 +129,6 @@ def test_release_owned_returns_only_my_rows_without_an_attempt(conn, store):
     assert all(rows[e.id]["status"] == "processing" for e in theirs)
 
 
-def test_C17_replay_honours_limit_and_filters(conn, store):
-    """C17 (second half): a replay of 1,000 failed rows honours --limit (v3 updated every match)."""
-    table = store.table
-    conn.execute(f"INSERT INTO {table} (id, entity_type, entity_id, op, status, attempts, error_reason)"
-                 " SELECT gen_random_uuid(), CASE WHEN g % 2 = 0 THEN 'book' ELSE 'block' END, gen_random_uuid(),"
-                 " 'upsert', 'failed', 10, 'es_4xx' FROM generate_series(1, 1000) g")
-    dry = store.replay_failed(conn, by="ops", reason="test", limit=100, dry_run=True)
-    assert (dry.matched, dry.replayed) == (1000, 0)
-    result = store.replay_failed(conn, by="ops", reason="fixed mapping", limit=100)
-    assert (result.matched, result.replayed) == (1000, 100)
-    counts = status_counts(conn, store.projection)
-    assert counts == {"failed": 900, "pending": 100}
-    row = conn.execute(f"SELECT attempts, replay_count, last_replayed_by, last_replayed_reason FROM {table}"
-                       " WHERE status = 'pending' LIMIT 1").fetchone()
-    assert row == (0, 1, "ops", "fixed mapping")
-    books = store.replay_failed(conn, by="ops", reason="r", limit=10_000, entity_type="book")
-    assert books.replayed == books.matched and 0 < books.matched < 900
-
-
 def test_backlog_stats_count_pending_and_processing_not_failed(conn, store):
     ids = seed(conn, store, 5)
     store.claim_batch(conn, "w1", 2, 30)
@@ -158,12 +139,3 @@ def test_backlog_stats_count_pending_and_processing_not_failed(conn, store):
     conn.execute(f"UPDATE {store.table} SET status = 'done' WHERE status <> 'failed'")
     drained = store.backlog_stats(conn)
     assert (drained.lag, drained.oldest_age_seconds, drained.failed) == (0, 0.0, 1)
-
-
-def test_prune_done_removes_only_old_done_rows(conn, store):
-    ids = seed(conn, store, 3)
-    store.claim_batch(conn, "w1", 10, 30)
-    store.ack_done(conn, "w1", ids[:2])
-    conn.execute(f"UPDATE {store.table} SET processed_at = now() - interval '2 days' WHERE id = %s", (ids[0],))
-    assert store.prune_done(conn, older_than_seconds=86400) == 1
-    assert set(outbox_rows(conn, store.projection)) == set(ids[1:])

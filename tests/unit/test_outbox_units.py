@@ -81,8 +81,8 @@ def test_experiments_parse_and_inject():
 
 def test_every_outbox_query_exists_for_both_tables_and_is_guarded():
     for name in ("outbox_claim_batch", "outbox_renew_lease", "outbox_ack_done", "outbox_schedule_retry",
-                 "outbox_mark_failed", "outbox_reclaim_expired", "outbox_release_owned", "outbox_replay_failed",
-                 "outbox_count_failed", "outbox_prune_done", "outbox_backlog_stats", "outbox_insert_event"):
+                 "outbox_mark_failed", "outbox_reclaim_expired", "outbox_release_owned",
+                 "outbox_backlog_stats", "outbox_insert_event"):
         for projection, table in (("search", "search_outbox_events"), ("chronicle", "chronicle_outbox_events")):
             sql = query(name, projection)
             assert table in sql and "{outbox}" not in sql

@@ -1,7 +1,8 @@
 """Every operation on an outbox table, by name.  The SQL lives in db/queries/outbox.sql.
 
 `OutboxStore(projection)` is bound to one table (search | chronicle) and takes the connection per
-call, so the runner, a sink's transaction, the replay tool and the tests all share one code path.
+call, so the runner, a sink's transaction and the tests share one code path.  Operator tools that
+change rows in bulk (audited replay, prune) live in wordloom/ops with their SQL in ops.sql.
 Write methods on claimed rows return the ids they really changed; callers compare that set with
 the ids they meant, because a row whose lease was lost belongs to someone else now.
 """
@@ -63,12 +64,6 @@ class BacklogStats:
     inflight: int
     stuck: int
     failed: int
-
-
-@dataclass(frozen=True)
-class ReplayResult:
-    matched: int
-    replayed: int
 
 
 def _ids(values: Iterable) -> list[uuid.UUID]:
@@ -154,24 +149,6 @@ class OutboxStore:
 
     def release_owned(self, conn: psycopg.Connection, owner: str) -> set[uuid.UUID]:
         return self._returned_ids(conn, "outbox_release_owned", {"owner": owner})
-
-    # -- operations tools ----------------------------------------------------------------------
-    def replay_failed(self, conn: psycopg.Connection, *, by: str, reason: str, limit: int = 1000,
-                      entity_type: str | None = None, since_hours: float | None = None,
-                      ids: Sequence | None = None, dry_run: bool = False) -> ReplayResult:
-        """failed -> pending (attempts 0, replay_count+1, last_replayed_*), at most `limit` rows."""
-        filters = {"entity_type": entity_type, "since_hours": since_hours,
-                   "ids": _ids(ids) if ids else None}
-        matched = conn.execute(self._sql("outbox_count_failed"), filters).fetchone()[0]
-        if dry_run or limit <= 0:
-            return ReplayResult(matched, 0)
-        replayed = self._returned_ids(conn, "outbox_replay_failed",
-                                      {**filters, "by": by, "reason": reason, "limit": limit})
-        return ReplayResult(matched, len(replayed))
-
-    def prune_done(self, conn: psycopg.Connection, older_than_seconds: float, limit: int = 10_000) -> int:
-        return len(self._returned_ids(conn, "outbox_prune_done",
-                                      {"older_than_seconds": float(older_than_seconds), "limit": limit}))
 
     def backlog_stats(self, conn: psycopg.Connection) -> BacklogStats:
         with conn.cursor(row_factory=dict_row) as cur:
