@@ -32,9 +32,16 @@ GROUPS: dict[str, dict[str, str]] = {
         "export-jaeger": "labs_export_jaeger",
         "insert-search-pending": "labs_insert_search_pending",
         "insert-chronicle-pending": "labs_insert_chronicle_pending",
+        "run": "labs_run",
+        "verify": "labs_verify",
+        "export": "labs_export",
+        "clean": "labs_clean",
+        "report": "labs_report",
     },
 }
-TOP_LEVEL: dict[str, str] = {}
+TOP_LEVEL: dict[str, str] = {
+    "bench": "bench",
+}
 
 
 def _usage(prog: str) -> str:

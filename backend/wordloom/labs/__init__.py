@@ -1,0 +1,1 @@
+"""Labs: failure drills, inserters and probes that produce evidence for the pipeline."""
