@@ -44,6 +44,25 @@ def db_url(stack):
 
 
 @pytest.fixture
+def conn(db_url):
+    """An autocommit connection to this test's database."""
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def es(stack):
+    """An Elasticsearch client for the session's search server."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(stack.elastic_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def es_index(stack):
     """A unique index name for this test; deleted afterwards (with any versioned twins)."""
     from elasticsearch import Elasticsearch

@@ -5,7 +5,6 @@ import uuid
 
 import psycopg
 import pytest
-from elasticsearch import Elasticsearch
 from fastapi.testclient import TestClient
 
 from wordloom.api import create_app
@@ -27,13 +26,6 @@ def settings_for(stack, db_url, es_index, env="test") -> ApiSettings:
 def client(stack, db_url, es_index):
     with TestClient(create_app(settings_for(stack, db_url, es_index))) as c:
         yield c
-
-
-@pytest.fixture
-def es(stack):
-    client = Elasticsearch(stack.elastic_url)
-    yield client
-    client.close()
 
 
 def make_book(client, title="Book", summary="", blocks=()):

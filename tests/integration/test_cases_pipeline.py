@@ -3,19 +3,12 @@
 import time
 
 import psycopg
-import pytest
 from elasticsearch import Elasticsearch
 
 from tests.support.outbox_helpers import (
     RunnerThread, WorkerProcess, add_chronicle_event, make_book, outbox_rows, settings_for, status_counts, wait_until,
 )
 from wordloom.outbox.worker import build_runner
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
 
 
 def test_C02_5000_pending_rows_all_reach_done_without_further_writes(conn, worker_env, stack, es_index):

@@ -6,7 +6,6 @@ import json
 import subprocess
 import uuid
 
-import psycopg
 import pytest
 
 from tests.entrypoints.support import REPO, VENV_PY, clean_env
@@ -15,12 +14,6 @@ from wordloom.labs.inserters import (
     ChronicleInsertSpec, SearchInsertSpec, insert_chronicle_pending, insert_search_pending,
 )
 from wordloom.settings import ConfigError
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
 
 
 def rows(conn, ids):

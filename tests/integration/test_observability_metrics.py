@@ -89,12 +89,6 @@ def assert_contract(text: str, expected: dict, projection: str | None) -> None:
                                                 "chronicle_events_to_entries"), (name, labels)
 
 
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
-
-
 def test_worker_metrics_are_all_there_before_any_event_and_lag_returns_to_zero(conn, worker_env):
     poison = uuid.uuid4()
     env = {**worker_env, **FREE_METRICS_PORTS,

@@ -13,7 +13,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from tests.support.outbox_helpers import WorkerProcess, status_counts, wait_until
@@ -100,12 +99,6 @@ def service_of(trace: dict, span: dict) -> str:
 def read_spans(var_dir: Path, service: str) -> list[dict]:
     path = var_dir / "traces" / f"{service}.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
 
 
 def test_one_trace_from_the_api_write_through_both_workers(conn, worker_env, tmp_path):

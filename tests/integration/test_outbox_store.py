@@ -4,15 +4,9 @@ import uuid
 import psycopg
 import pytest
 
-from tests.support.outbox_helpers import add_event, outbox_rows, status_counts
+from tests.support.outbox_helpers import add_event, outbox_rows
 from wordloom.outbox.retry import RetryPolicy
 from wordloom.outbox.store import FailedRow, OutboxStore
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
 
 
 @pytest.fixture(params=["search", "chronicle"])

@@ -1,19 +1,12 @@
 """The chronicle sink with an in-process runner: entries and acks in one transaction."""
 import uuid
 
-import psycopg
 import pytest
 
 from tests.support.outbox_helpers import (
     add_block, add_chronicle_event, add_event, chronicle_snapshot, drain, make_book, outbox_rows, settings_for,
 )
 from wordloom.outbox.worker import build_runner
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
 
 
 @pytest.fixture

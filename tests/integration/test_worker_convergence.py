@@ -12,9 +12,6 @@ from __future__ import annotations
 import random
 import time
 
-import psycopg
-import pytest
-from elasticsearch import Elasticsearch
 
 from tests.support.convergence import (
     Hammer, assert_es_matches_search_index, outbox_settled, seed_books, seed_params,
@@ -29,19 +26,6 @@ def pytest_generate_tests(metafunc):
     if "convergence_seed" in metafunc.fixturenames:
         metafunc.parametrize("convergence_seed", seed_params(metafunc.config, DEFAULT_SEEDS,
                                                              "WORDLOOM_CONVERGENCE_SEEDS"))
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
-
-
-@pytest.fixture
-def es(stack):
-    client = Elasticsearch(stack.elastic_url)
-    yield client
-    client.close()
 
 
 def test_convergence_4_workers_200_entities_random_update_delete_restore(convergence_seed, conn, db_url, es,

@@ -11,7 +11,6 @@ import statistics
 import time
 import uuid
 
-import psycopg
 import pytest
 from elasticsearch import Elasticsearch
 
@@ -29,19 +28,6 @@ from wordloom.outbox.worker import build_runner
 from wordloom.search.index import document_id
 
 UNICODE_TEXT = "é€🚀漢字ß" * 40  # 240 characters, 680 bytes of UTF-8
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
-
-
-@pytest.fixture
-def es(stack):
-    client = Elasticsearch(stack.elastic_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -21,8 +21,6 @@ import threading
 import time
 import uuid
 
-import psycopg
-import pytest
 
 from tests.support.outbox_helpers import (
     RunnerThread, WorkerProcess, add_chronicle_event, add_event, make_book, outbox_rows, put_search_row,
@@ -30,12 +28,6 @@ from tests.support.outbox_helpers import (
 )
 from wordloom.outbox.store import OutboxStore
 from wordloom.outbox.worker import build_runner
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
 
 
 def test_old_defect_db_connection_killed_in_the_loop_drains_reconnects_and_resumes(db_url, conn):

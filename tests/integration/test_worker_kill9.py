@@ -13,9 +13,6 @@ import random
 import signal
 import time
 
-import psycopg
-import pytest
-from elasticsearch import Elasticsearch
 
 from tests.support.convergence import (
     Hammer, assert_es_matches_search_index, outbox_settled, seed_books, seed_params,
@@ -30,19 +27,6 @@ KILLS = 3
 def pytest_generate_tests(metafunc):
     if "kill_seed" in metafunc.fixturenames:
         metafunc.parametrize("kill_seed", seed_params(metafunc.config, DEFAULT_SEEDS, "WORDLOOM_KILL_SEEDS"))
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
-
-
-@pytest.fixture
-def es(stack):
-    client = Elasticsearch(stack.elastic_url)
-    yield client
-    client.close()
 
 
 def test_C03_sigkill_inside_a_batch_then_restart_loses_nothing(kill_seed, conn, db_url, es, es_index, worker_env,

@@ -7,8 +7,6 @@ import urllib.request
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-import pytest
 
 from tests.support.outbox_helpers import (
     WorkerProcess, add_chronicle_event, add_event, make_book, outbox_rows, put_search_row, status_counts, wait_until,
@@ -21,12 +19,6 @@ def get_json(port: int, path: str):
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
 
 
 def with_password(url: str, password: str) -> str:

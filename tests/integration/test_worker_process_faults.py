@@ -36,12 +36,6 @@ def get_json(port: int, path: str):
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
-
-
 def one_event(conn, text: str = "t") -> uuid.UUID:
     e = uuid.uuid4()
     put_search_row(conn, "book", e, text, 1)

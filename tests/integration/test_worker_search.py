@@ -7,9 +7,7 @@ unreachable / retry -> failed while it answers 503, and poison-row isolation.
 import threading
 import uuid
 
-import psycopg
 import pytest
-from elasticsearch import Elasticsearch
 
 from tests.support.outbox_helpers import (
     add_event, drain, es_doc, outbox_rows, put_search_row, remove_search_row, settings_for,
@@ -17,19 +15,6 @@ from tests.support.outbox_helpers import (
 from wordloom.devstack.ports import free_port
 from wordloom.outbox.worker import build_runner
 from wordloom.search.index import document_id
-
-
-@pytest.fixture
-def conn(db_url):
-    with psycopg.connect(db_url, autocommit=True) as c:
-        yield c
-
-
-@pytest.fixture
-def es(stack):
-    client = Elasticsearch(stack.elastic_url)
-    yield client
-    client.close()
 
 
 @pytest.fixture
