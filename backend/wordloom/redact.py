@@ -55,7 +55,6 @@ def register_secret(value: str | None) -> None:
 
 
 def _mask_pair(m: re.Match) -> str:
-    value = m.group("value")
     q = m.group("q")
     return f"{m.group('key')}{q}{MASK}{q}" if q else f"{m.group('key')}{MASK}"
 

@@ -97,7 +97,7 @@ def test_failed_write_leaves_nothing_behind(conn):
         from wordloom.domain.books import create_book_in_unit
         from wordloom.domain.unit import write_unit
         with write_unit(conn) as unit:
-            book = create_book_in_unit(unit, lib["id"], "Good")
+            create_book_in_unit(unit, lib["id"], "Good")
             assert counts(conn)["search_outbox_events"] == before["search_outbox_events"] + 1
             unit.conn.execute("INSERT INTO libraries (id, name) VALUES (gen_random_uuid(), '')")
     assert counts(conn) == before

@@ -7,7 +7,6 @@ Errors a person can make print one line on stderr, never a stack trace, and neve
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Sequence

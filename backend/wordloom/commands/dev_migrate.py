@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ..db.migrate import migrate
-from ..redact import redact
 from ..settings import database_name, database_url
 from .base import Command
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import threading
 import time
 from contextvars import ContextVar
