@@ -22,3 +22,13 @@ def connect(url: str, *, autocommit: bool = False, connect_timeout: float = 5.0,
     if not autocommit:
         conn.commit()
     return conn
+
+
+def close_quietly(conn: psycopg.Connection | None) -> None:
+    """Close a connection that may already be broken (the server went away): never raises."""
+    if conn is None:
+        return
+    try:
+        conn.close()
+    except Exception:  # a dead socket can fail in many ways; closing is best effort by design
+        pass

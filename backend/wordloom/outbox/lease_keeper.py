@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from ..db.connect import connect
+from ..db.connect import close_quietly, connect
 from ..redact import redact
 
 if TYPE_CHECKING:
@@ -71,9 +71,5 @@ class LeaseKeeper(threading.Thread):
         self._close()
 
     def _close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                pass
-            self._conn = None
+        close_quietly(self._conn)
+        self._conn = None

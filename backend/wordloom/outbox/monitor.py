@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 import psycopg
 
-from ..db.connect import DatabaseUnavailable, connect
+from ..db.connect import DatabaseUnavailable, close_quietly, connect
 from ..redact import redact
 
 if TYPE_CHECKING:
@@ -103,9 +103,5 @@ class Monitor(threading.Thread):
         r.metrics.backlog_growing.labels(projection=r.projection).set(1 if stalled else 0)
 
     def _close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:
-                pass
-            self._conn = None
+        close_quietly(self._conn)
+        self._conn = None

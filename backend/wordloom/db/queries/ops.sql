@@ -212,32 +212,14 @@ SELECT entity_type, entity_id, version FROM bumped ORDER BY entity_type, entity_
 SELECT count(*) FROM chronicle_events;
 
 -- name: rebuild_chronicle_page
--- One keyset page of events projected into chronicle_entries.  FOR KEY SHARE keeps a concurrent
--- hard delete of the book from removing an event between our read and our commit (its outbox
--- delete is then processed after our entry exists).  A lower projection_version never overwrites
--- a higher one; an identical row is not rewritten.
+-- One keyset page of events projected into chronicle_entries by the same SQL function the worker
+-- uses (migration 0006).  FOR KEY SHARE keeps a concurrent hard delete of the book from removing
+-- an event between our read and our commit (its outbox delete is then processed after our entry
+-- exists).
 WITH page AS (
-    SELECT * FROM chronicle_events WHERE id > %(after)s ORDER BY id LIMIT %(limit)s FOR KEY SHARE
+    SELECT id FROM chronicle_events WHERE id > %(after)s ORDER BY id LIMIT %(limit)s FOR KEY SHARE
 ), written AS (
-    INSERT INTO chronicle_entries AS ce
-        (id, event_type, book_id, block_id, actor_id, occurred_at, created_at, payload, summary,
-         projection_version, updated_at)
-    SELECT e.id, e.event_type, e.book_id, e.block_id, e.actor_id, e.occurred_at, e.created_at, e.payload,
-           e.event_type || ' (book=' || e.book_id::text || coalesce(', block=' || e.block_id::text, '') || ')',
-           %(projection_version)s, now()
-    FROM page e
-    ON CONFLICT (id) DO UPDATE
-    SET event_type = EXCLUDED.event_type, book_id = EXCLUDED.book_id, block_id = EXCLUDED.block_id,
-        actor_id = EXCLUDED.actor_id, occurred_at = EXCLUDED.occurred_at, created_at = EXCLUDED.created_at,
-        payload = EXCLUDED.payload, summary = EXCLUDED.summary,
-        projection_version = EXCLUDED.projection_version, updated_at = EXCLUDED.updated_at
-    WHERE ce.projection_version <= EXCLUDED.projection_version
-      AND (ce.event_type, ce.book_id, ce.block_id, ce.actor_id, ce.occurred_at, ce.created_at, ce.payload,
-           ce.summary, ce.projection_version)
-          IS DISTINCT FROM
-          (EXCLUDED.event_type, EXCLUDED.book_id, EXCLUDED.block_id, EXCLUDED.actor_id, EXCLUDED.occurred_at,
-           EXCLUDED.created_at, EXCLUDED.payload, EXCLUDED.summary, EXCLUDED.projection_version)
-    RETURNING ce.id
+    SELECT wordloom_project_chronicle_events(ARRAY(SELECT id FROM page), %(projection_version)s) AS id
 )
 SELECT page.id, written.id IS NOT NULL AS written
 FROM page LEFT JOIN written USING (id)

@@ -152,30 +152,8 @@ LEFT JOIN entity_versions v ON v.entity_type = u.entity_type AND v.entity_id = u
 
 
 -- name: outbox_chronicle_upsert_entries
--- State transfer from chronicle_events.  The guard keeps a higher projection_version from being
--- overwritten by a lower one; the IS DISTINCT FROM clause makes a redelivery a true no-op
--- (updated_at untouched), so the same batch twice leaves byte-identical rows (C04).
-INSERT INTO chronicle_entries AS ce
-    (id, event_type, book_id, block_id, actor_id, occurred_at, created_at, payload, summary,
-     projection_version, updated_at)
-SELECT e.id, e.event_type, e.book_id, e.block_id, e.actor_id, e.occurred_at, e.created_at, e.payload,
-       e.event_type || ' (book=' || e.book_id::text
-           || coalesce(', block=' || e.block_id::text, '') || ')',
-       %(projection_version)s, now()
-FROM chronicle_events e
-WHERE e.id = ANY(%(ids)s::uuid[])
-ON CONFLICT (id) DO UPDATE
-SET event_type = EXCLUDED.event_type, book_id = EXCLUDED.book_id, block_id = EXCLUDED.block_id,
-    actor_id = EXCLUDED.actor_id, occurred_at = EXCLUDED.occurred_at, created_at = EXCLUDED.created_at,
-    payload = EXCLUDED.payload, summary = EXCLUDED.summary,
-    projection_version = EXCLUDED.projection_version, updated_at = EXCLUDED.updated_at
-WHERE ce.projection_version <= EXCLUDED.projection_version
-  AND (ce.event_type, ce.book_id, ce.block_id, ce.actor_id, ce.occurred_at, ce.created_at, ce.payload,
-       ce.summary, ce.projection_version)
-      IS DISTINCT FROM
-      (EXCLUDED.event_type, EXCLUDED.book_id, EXCLUDED.block_id, EXCLUDED.actor_id, EXCLUDED.occurred_at,
-       EXCLUDED.created_at, EXCLUDED.payload, EXCLUDED.summary, EXCLUDED.projection_version)
-RETURNING ce.id;
+-- The projection itself is the SQL function of migration 0006 (shared with the rebuild).
+SELECT wordloom_project_chronicle_events(%(ids)s::uuid[], %(projection_version)s);
 
 -- name: outbox_chronicle_existing_events
 SELECT id FROM chronicle_events WHERE id = ANY(%(ids)s::uuid[]);
