@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psycopg
 
-from .settings import ConfigError, database_name
+from .settings import ConfigError, Env, database_name, database_url
 
 
 class EnvironmentMismatch(ConfigError):
@@ -42,3 +42,16 @@ def check_environment(conn: psycopg.Connection, url: str, wordloom_env: str | No
             f"refusing to start: WORDLOOM_ENV={wordloom_env} but database {database_name(url)!r} "
             f"is marked {actual or 'unmarked'} (environment_sentinel); check DATABASE_URL in your env file"
         )
+
+
+def guard_database_environment(environ=None) -> None:
+    """The guard for a command about to write: connect to DATABASE_URL and check WORDLOOM_ENV."""
+    from .db.connect import connect
+
+    env = Env(environ)
+    wordloom_env = env.str("WORDLOOM_ENV")
+    if not wordloom_env:
+        return
+    url = database_url(env)
+    with connect(url, autocommit=True) as conn:
+        check_environment(conn, url, wordloom_env)

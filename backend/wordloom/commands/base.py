@@ -35,6 +35,9 @@ class Command:
     help: str = ""
     description: str | None = None
     default_env_file: str | None = ".env.dev"
+    # Commands that write to the database refuse another environment's database before they
+    # start (WORDLOOM_ENV vs environment_sentinel), like the API and the workers do.
+    guards_environment: bool = False
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:  # pragma: no cover - override
         pass
@@ -71,6 +74,10 @@ class Command:
             from ..observability.logs import setup_logging
 
             setup_logging()
+            if self.guards_environment:
+                from ..envguard import guard_database_environment
+
+                guard_database_environment()
             return int(self.handle(args) or 0)
         except (CommandError, ConfigError, DatabaseUnavailable) as exc:
             code = getattr(exc, "code", 2 if isinstance(exc, ConfigError) else 1)
@@ -79,6 +86,12 @@ class Command:
         except KeyboardInterrupt:
             print(f"{parser.prog}: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:
+            # `cmd | head`: the reader left.  Point stdout at /dev/null so the interpreter's final
+            # flush cannot raise again, and end quietly like other command-line tools.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
 
 
 def run_command(module_name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:

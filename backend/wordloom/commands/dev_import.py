@@ -9,17 +9,17 @@ from tqdm import tqdm
 
 from ..db.connect import connect
 from ..domain import WriteContext
-from ..envguard import check_environment
 from ..importers.markdown import markdown_books
 from ..importers.pydocs import DEFAULT_LIBRARY, python_doc_books
 from ..importers.runner import import_books
-from ..settings import Env, database_url
+from ..settings import database_url
 from .base import Command, CommandError
 
 
 class ImportCommand(Command):
     name = "import"
     help = "import Markdown files or the Python help topics as books"
+    guards_environment = True
     description = (
         "Import books through the same write path as the API (each book with its blocks in one "
         "transaction, projected to search and the chronicle by the workers). --markdown DIR: a book "
@@ -50,7 +50,6 @@ class ImportCommand(Command):
             ctx = WriteContext(source="import", provenance="import:python-docs", actor_kind="system")
         url = database_url()
         with connect(url, autocommit=True) as conn:
-            check_environment(conn, url, Env().str("WORDLOOM_ENV"))
             # tqdm writes to stderr and switches itself off when stderr is not a terminal.
             with tqdm(total=len(books), desc="import", unit="book", file=sys.stderr, disable=None) as bar:
                 summary = import_books(conn, library, books, ctx=ctx, on_book=lambda _: bar.update(1))

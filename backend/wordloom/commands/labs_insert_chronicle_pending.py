@@ -7,8 +7,7 @@ import logging
 
 from ..db import connect
 from ..domain import DomainError
-from ..envguard import check_environment
-from ..settings import Env, database_url
+from ..settings import database_url
 from .base import Command, CommandError
 
 log = logging.getLogger("wordloom.labs.inserters")
@@ -26,6 +25,7 @@ stdout: {"library_id", "bookshelf_id", "book_id", "chronicle_event_id", "event_t
 class InsertChroniclePending(Command):
     name = "labs insert-chronicle-pending"
     help = "create library, bookshelf and book: one chronicle event with a pending chronicle outbox row; prints JSON"
+    guards_environment = True
 
     def build_parser(self, prog=None):
         import argparse
@@ -41,7 +41,6 @@ class InsertChroniclePending(Command):
         spec = ChronicleInsertSpec.from_env()
         url = database_url()
         with connect(url, autocommit=True) as conn:
-            check_environment(conn, url, Env().str("WORDLOOM_ENV"))
             try:
                 made = insert_chronicle_pending(conn, spec)
             except DomainError as exc:

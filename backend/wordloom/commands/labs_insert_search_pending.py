@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..db import connect
-from ..envguard import check_environment
-from ..settings import Env, database_url
+from ..settings import database_url
 from .base import Command
 
 log = logging.getLogger("wordloom.labs.inserters")
@@ -27,6 +26,7 @@ VARIABLES = """environment (v3 names; empty = unset):
 class InsertSearchPending(Command):
     name = "labs insert-search-pending"
     help = "insert pending search outbox rows (labs-009 supply); prints one outbox id per line"
+    guards_environment = True
     description = help + ". All rows commit in one transaction; logs go to stderr."
 
     def build_parser(self, prog=None):
@@ -43,7 +43,6 @@ class InsertSearchPending(Command):
         spec = SearchInsertSpec.from_env()
         url = database_url()
         with connect(url, autocommit=True) as conn:
-            check_environment(conn, url, Env().str("WORDLOOM_ENV"))
             ids = insert_search_pending(conn, spec)
         log.info("inserted pending search outbox rows", extra={
             "count": len(ids), "entity_type": spec.entity_type, "op": spec.op,

@@ -11,6 +11,7 @@ from .base import Command
 class OutboxPrune(Command):
     name = "outbox prune"
     help = "delete `done` outbox rows processed before a cutoff (pending and failed rows are never touched)"
+    guards_environment = True
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than", required=True, type=duration_seconds, metavar="DURATION",

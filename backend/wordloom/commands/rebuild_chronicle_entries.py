@@ -13,6 +13,7 @@ from .base import Command, CommandError
 class RebuildChronicleEntries(Command):
     name = "ops rebuild-chronicle"
     help = "rebuild chronicle_entries from chronicle_events (resumable; never touches pending/failed outbox rows)"
+    guards_environment = True
     description = (
         "Upserts one chronicle entry per chronicle event with projection_version from "
         "CHRONICLE_PROJECTION_VERSION / OUTBOX_PROJECTION_VERSION (default 1); a lower version never "

@@ -18,6 +18,7 @@ from .base import Command, CommandError
 class RebuildEs(Command):
     name = "ops rebuild-es"
     help = "rebuild Elasticsearch into <ELASTIC_INDEX>_v<N> and move the alias <ELASTIC_INDEX> atomically"
+    guards_environment = True
     description = (
         "Builds <ELASTIC_INDEX>_v<N> with the explicit mapping, bulk-loads it from search_index (refresh off, "
         "external versions), catches up with outbox events that arrived meanwhile, verifies counts and a "

@@ -13,6 +13,7 @@ from .base import Command, CommandError
 class RebuildSearchIndex(Command):
     name = "ops rebuild-search-index"
     help = "rebuild search_index from books and blocks (resumable; never empties the table)"
+    guards_environment = True
     description = (
         "Upserts search_index from live books (title + newline + summary) and live blocks of live books, "
         "in keyset batches; each batch commits with a checkpoint so --resume continues after a crash. "

@@ -15,6 +15,7 @@ from .base import Command
 class ReplayFailed(Command):
     name = "ops replay-failed"
     help = "move failed outbox rows back to pending (audited; at most --limit rows)"
+    guards_environment = True
     description = (
         "Replays failed rows of one outbox: status pending, attempts 0, replay_count+1, "
         "last_replayed_at/by/reason set, next_retry_at spread over a window that grows with the count. "
