@@ -14,6 +14,9 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Names this process took from an env file (comma-separated), so settings can tell an exported
+# variable from a file default when two names compete (settings.Env.first_set).
+FROM_FILE_MARKER = "_WORDLOOM_FROM_ENV_FILE"
 
 
 class EnvFileNotFound(FileNotFoundError):
@@ -58,4 +61,7 @@ def load_env_file(path: Path, *, override: bool = False, environ: dict | None = 
             continue
         env[key] = value
         applied[key] = value
+    if applied:
+        known = {k for k in env.get(FROM_FILE_MARKER, "").split(",") if k}
+        env[FROM_FILE_MARKER] = ",".join(sorted(known | set(applied)))
     return applied

@@ -38,6 +38,14 @@ class Env:
         value = self.raw(name)
         return default if value is None else value
 
+    def first_set(self, *names: str) -> str | None:
+        """Of several names for one setting, the one that decides: a variable exported by the
+        person beats one an env file supplied; between equals, the earlier (more specific) name."""
+        from_file = set((self.environ.get("_WORDLOOM_FROM_ENV_FILE") or "").split(","))
+        present = [n for n in names if self.raw(n) is not None]
+        exported = [n for n in present if n not in from_file]
+        return (exported or present or [None])[0]
+
     def require(self, name: str) -> str:
         value = self.raw(name)
         if value is None:
@@ -191,10 +199,10 @@ def worker_settings(projection: str, environ: Mapping[str, str] | None = None) -
         db_ping_timeout=env.float("OUTBOX_DB_PING_TIMEOUT_SECONDS", 1.0, minimum=0.05),
         db_ping_interval=env.float("OUTBOX_DB_PING_INTERVAL_SECONDS", 1.0, minimum=0.05),
         db_ping_fails_before_draining=env.int("OUTBOX_DB_PING_FAILS_BEFORE_DRAINING", 3, minimum=1),
-        # A projection-specific port wins, so one env file can give both workers distinct ports.
-        metrics_port=env.int(f"{projection.upper()}_OUTBOX_METRICS_PORT", None, minimum=0)
-        if env.raw(f"{projection.upper()}_OUTBOX_METRICS_PORT") is not None
-        else env.int("OUTBOX_METRICS_PORT", metrics_port, minimum=0),
+        # One env file gives both workers distinct ports with the projection-specific names; an
+        # exported OUTBOX_METRICS_PORT (the v3 name old runbooks use) still beats the file's.
+        metrics_port=env.int(env.first_set(f"{projection.upper()}_OUTBOX_METRICS_PORT", "OUTBOX_METRICS_PORT")
+                             or "OUTBOX_METRICS_PORT", metrics_port, minimum=0),
         http_port=env.int("OUTBOX_HTTP_PORT", None, minimum=0),
         run_seconds=env.float("OUTBOX_RUN_SECONDS", 0.0, minimum=0),
         projection_version=env.int("CHRONICLE_PROJECTION_VERSION", None, minimum=1)

@@ -33,7 +33,9 @@ def test_empty_export_counts_as_unset_and_non_empty_export_wins_C23(tmp_path):
     f.write_text("ELASTIC_URL=http://127.0.0.1:19200\nELASTIC_INDEX=from-file\n")
     environ = {"ELASTIC_URL": "", "ELASTIC_INDEX": "exported"}
     load_env_file(f, environ=environ)
+    from_file = environ.pop("_WORDLOOM_FROM_ENV_FILE")
     assert environ == {"ELASTIC_URL": "http://127.0.0.1:19200", "ELASTIC_INDEX": "exported"}
+    assert from_file == "ELASTIC_URL"  # remembered as a file default, not as an export
 
 
 def test_resolve_tries_cwd_then_repo_root_C26(tmp_path):
@@ -67,3 +69,25 @@ def test_the_shared_subset_really_is_shared_C29(tmp_path):
     f = tmp_path / ".env"
     f.write_text("export A=x\n")  # dotenv reads A; honcho skips the line
     assert honcho_environ.parse(f.read_text()) != read_env_file(f)
+
+
+def test_exported_generic_port_beats_the_files_specific_one(tmp_path):
+    """An old runbook's `OUTBOX_METRICS_PORT=19931 python backend/scripts/search_outbox_worker.py`
+    must win over SEARCH_OUTBOX_METRICS_PORT from .env.dev; without the export the file decides."""
+    from wordloom.envfile import load_env_file
+    from wordloom.settings import worker_settings
+
+    env_file = tmp_path / ".env.x"
+    env_file.write_text("DATABASE_URL=postgresql://u@h/db_dev\nSEARCH_OUTBOX_METRICS_PORT=9108\n"
+                        "CHRONICLE_OUTBOX_METRICS_PORT=9110\n")
+    exported = {"OUTBOX_METRICS_PORT": "19931"}
+    load_env_file(env_file, environ=exported)
+    assert worker_settings("search", exported).metrics_port == 19931
+    assert worker_settings("chronicle", exported).metrics_port == 19931
+    plain: dict = {}
+    load_env_file(env_file, environ=plain)
+    assert worker_settings("search", plain).metrics_port == 9108
+    assert worker_settings("chronicle", plain).metrics_port == 9110
+    both = {"OUTBOX_METRICS_PORT": "1", "SEARCH_OUTBOX_METRICS_PORT": "2"}  # both exported: specific wins
+    load_env_file(env_file, environ=both)
+    assert worker_settings("search", both).metrics_port == 2

@@ -18,7 +18,7 @@ from ..envguard import check_environment
 from ..redact import host_port
 from ..settings import ApiSettings, api_settings
 from .tracing import install_tracing
-from .routers import blocks, books, health, libraries, search, tags
+from .routers import blocks, books, bookshelves, health, libraries, search, tags
 
 log = logging.getLogger("wordloom.api")
 API_PREFIX = "/api/v1"
@@ -90,7 +90,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             app.state.pool.close()
 
     app = FastAPI(title="Wordloom API", version="4", lifespan=lifespan)
-    for module in (libraries, books, blocks, tags, search):
+    for module in (libraries, bookshelves, books, blocks, tags, search):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     _error_handlers(app)

@@ -38,6 +38,23 @@ class LibraryDeleted(BaseModel):
     blocks: int
 
 
+class BookshelfIn(Strict):
+    library_id: uuid.UUID
+    name: Name
+
+
+class BookshelfPatch(Strict):
+    name: Name
+
+
+class Bookshelf(BaseModel):
+    id: uuid.UUID
+    library_id: uuid.UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
 class BookIn(Strict):
     library_id: uuid.UUID
     title: Title
