@@ -13,6 +13,7 @@ from typing import Sequence
 
 from ..db.connect import DatabaseUnavailable
 from ..envfile import EnvFileNotFound, load_env_file, resolve_env_file
+from ..errors import OperatorError
 from ..redact import redact
 from ..settings import ConfigError
 
@@ -22,12 +23,8 @@ ENV_FILE_HELP = (
 )
 
 
-class CommandError(Exception):
-    """A failure to report as one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
+class CommandError(OperatorError):
+    """A command's failure to report as one line; `code` is the exit status."""
 
 
 class Command:
@@ -79,7 +76,7 @@ class Command:
 
                 guard_database_environment()
             return int(self.handle(args) or 0)
-        except (CommandError, ConfigError, DatabaseUnavailable) as exc:
+        except (OperatorError, ConfigError, DatabaseUnavailable) as exc:
             code = getattr(exc, "code", 2 if isinstance(exc, ConfigError) else 1)
             print(f"{parser.prog}: error: {redact(exc)}", file=sys.stderr)
             return code

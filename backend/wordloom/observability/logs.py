@@ -17,7 +17,8 @@ import time
 from ..redact import redact
 from ..settings import Env
 
-_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# color_message: uvicorn's copy of the message with ANSI colour codes, noise in a JSON line.
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
 
 def _trace_ids() -> dict:

@@ -18,6 +18,7 @@ from elasticsearch import Elasticsearch
 
 from ..db.connect import DatabaseUnavailable, connect
 from ..envguard import check_environment
+from ..errors import OperatorError
 from ..observability.tracing import setup_tracing, shutdown_tracing
 from ..redact import redact
 from ..settings import ConfigError, Env, WorkerSettings, worker_settings
@@ -159,7 +160,8 @@ def run_worker(projection: str, environ=None) -> int:
     try:
         ports = server.start()
     except OSError as exc:
-        raise ConfigError(f"{exc} (set OUTBOX_METRICS_PORT / OUTBOX_HTTP_PORT to a free port, or 0)") from None
+        # A busy port is a runtime failure (exit 1), not a usage error (exit 2).
+        raise OperatorError(f"{exc} (set OUTBOX_METRICS_PORT / OUTBOX_HTTP_PORT to a free port, or 0)") from None
     log.info("health server listening", extra={"host": host, "metrics_port": ports["metrics"],
                                                "health_port": ports["health"]})
     shutdown.runner = runner
