@@ -213,7 +213,7 @@ SELECT count(*) FROM chronicle_events;
 
 -- name: rebuild_chronicle_page
 -- One keyset page of events projected into chronicle_entries by the same SQL function the worker
--- uses (migration 0006).  FOR KEY SHARE keeps a concurrent hard delete of the book from removing
+-- uses (migration 0004).  FOR KEY SHARE keeps a concurrent hard delete of the book from removing
 -- an event between our read and our commit (its outbox delete is then processed after our entry
 -- exists).
 WITH page AS (
