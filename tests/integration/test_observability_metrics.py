@@ -112,7 +112,10 @@ def test_worker_metrics_are_all_there_before_any_event_and_lag_returns_to_zero(c
         assert set(ES_METRICS) <= families(ctext) and not set(ES_METRICS) & set(samples(ctext))
         assert value(ctext, "outbox_failed_total", projection="chronicle", op="upsert",
                      reason="deterministic_exception") == 0
-        assert value(ctext, "projection_rebuild_last_success", projection="chronicle_events_to_entries") == 0
+        # never rebuilt: not a failure (the documented `== 0` alert must stay quiet), nothing finished yet
+        assert value(ctext, "projection_rebuild_last_success", projection="chronicle_events_to_entries") == 1
+        assert value(ctext, "projection_rebuild_last_finished_timestamp_seconds",
+                     projection="chronicle_events_to_entries") == 0
 
         # -- one good event, one that fails terminally ----------------------------------------------
         good = uuid.uuid4()

@@ -98,8 +98,10 @@ class OutboxMetrics:
             for reason in PRIMED_NOOP_REASONS.get(p, ()):
                 self.idempotent_noop.labels(projection=p, op=op, reason=reason)
         for name in REBUILD_NAMES.get(p, ()):
-            for gauge in (self.rebuild_duration, self.rebuild_last_finished, self.rebuild_last_success):
-                gauge.labels(projection=name)
+            # Until the monitor has read projection_status (and for a projection never rebuilt):
+            # last_success 1 (no failed rebuild), last_finished 0 (never), duration 0.  So the
+            # `projection_rebuild_last_success == 0` alert means "the last rebuild failed" only.
+            self.set_rebuild(name, None, None, None)
         if p == "search":  # the chronicle worker never talks to Elasticsearch
             self.bulk_duration.labels(projection=p)
             for result in PRIMED_BULK_RESULTS:
@@ -134,6 +136,16 @@ class OutboxMetrics:
         self.inflight.labels(projection=p).set(stats.inflight)
         self.stuck.labels(projection=p).set(stats.stuck)
         self.failed_events.labels(projection=p).set(stats.failed)
+
+    def set_rebuild(self, name: str, finished_at: float | None, duration: float | None,
+                    success: bool | None) -> None:
+        """The rebuild gauges of one projection_status row (`name`).  finished_at None: no rebuild
+        has finished yet, exported as last_finished 0, duration 0 and last_success 1."""
+        if finished_at is None:
+            finished_at, duration, success = 0.0, 0.0, True
+        self.rebuild_last_finished.labels(projection=name).set(finished_at)
+        self.rebuild_duration.labels(projection=name).set(duration or 0.0)
+        self.rebuild_last_success.labels(projection=name).set(1 if success else 0)
 
     def value(self, name: str, **labels) -> float:
         """Current sample value (0 when absent); for tests and the health page."""

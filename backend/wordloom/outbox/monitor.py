@@ -1,7 +1,14 @@
-"""Monitor: database ping for readiness, the backlog gauges, and the stalled-backlog watchdog.
+"""Monitor: database ping for readiness, the backlog gauges, the rebuild gauges and the
+stalled-backlog watchdog.
 
 Runs on its own connection with a short statement timeout, so a slow or absent database turns
 /readyz red after OUTBOX_DB_PING_FAILS_BEFORE_DRAINING failed pings without touching the loop.
+
+Rebuilds run in other processes (the rebuild tools) and record their end in projection_status;
+each check also reads the rows of the projections this worker owns (metrics.REBUILD_NAMES) into
+projection_rebuild_duration_seconds / _last_finished_timestamp_seconds / _last_success, labelled
+with the projection_status name.  That read is not part of readiness: when it fails the gauges
+keep their last values and one warning is logged per failing streak.
 """
 from __future__ import annotations
 
@@ -13,7 +20,9 @@ from typing import TYPE_CHECKING, Callable
 import psycopg
 
 from ..db.connect import DatabaseUnavailable, close_quietly, connect
+from ..db.queries import query
 from ..redact import redact
+from .metrics import REBUILD_NAMES
 
 if TYPE_CHECKING:
     from .runner import Runner
@@ -36,6 +45,7 @@ class Monitor(threading.Thread):
         self._last_lag: int | None = None
         self._last_done = 0.0
         self._stalled = False
+        self._rebuild_error: str | None = None  # the error of the current failing streak, if any
 
     def run(self) -> None:
         r = self.runner
@@ -70,12 +80,41 @@ class Monitor(threading.Thread):
         r.health.set_db(True)
         r.metrics.set_backlog(stats)
         self._watch_backlog(stats)
+        self._read_rebuilds()
         if self.es_probe is not None:
             try:
                 self.es_probe()
                 r.health.set_es(True)
             except Exception as exc:
                 r.health.set_es(False, redact(str(exc))[:200])
+
+    def _read_rebuilds(self) -> None:
+        """projection_status -> the projection_rebuild_* gauges of this worker's projections.
+        A projection with no row, or whose first rebuild has not finished, is exported as never
+        rebuilt: last_finished 0, duration 0, last_success 1 (see OutboxMetrics.set_rebuild)."""
+        r = self.runner
+        names = REBUILD_NAMES.get(r.projection, ())
+        if not names:
+            return
+        try:
+            rows = self._conn.execute(query("outbox_rebuild_status"), {"names": list(names)}).fetchall()
+        except psycopg.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            message = redact(first)[:200]
+            if message != self._rebuild_error:
+                log.warning("could not read projection_status; rebuild gauges keep their last values",
+                            extra={"error": message})
+                self._rebuild_error = message
+            if isinstance(exc, DB_ERRORS):
+                self._close()
+            return
+        if self._rebuild_error is not None:
+            log.info("projection_status readable again")
+            self._rebuild_error = None
+        found = {row[0]: row[1:] for row in rows}
+        for name in names:
+            finished, duration, success = found.get(name, (None, None, None))
+            r.metrics.set_rebuild(name, finished, duration, success)
 
     def _watch_backlog(self, stats) -> None:
         """Watchdog: the backlog has grown while no row was delivered for longer than

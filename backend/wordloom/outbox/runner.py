@@ -45,6 +45,10 @@ DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, DatabaseUnavailab
 # Database errors a single row can cause (bad data); any other psycopg error is the database's
 # or the deployment's, and must not fail the rows of the batch it interrupted.
 ROW_DB_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+# Terminal failures get one WARNING line each (outbox id, entity, op, reason, masked error), at
+# most this many per batch; the rest of the batch's terminal failures are summed up in one line.
+TERMINAL_LOG_LINES_PER_BATCH = 20
+TERMINAL_LOG_MESSAGE = "outbox row failed (terminal)"
 RECONNECT_BASE_SECONDS = 0.2
 RECONNECT_CAP_SECONDS = 5.0
 WAIT_SLICE_SECONDS = 0.1  # how quickly an idle wait notices stop()
@@ -271,6 +275,8 @@ class Runner:
                                                          "to_failed": len(result.to_failed)})
         for op in result.failed_ops:
             self.metrics.count_failure(op, "reclaim_exhausted", terminal=True)
+        if result.to_failed:
+            self._log_reclaim_exhausted(result.to_failed)
 
     def run_once(self) -> BatchReport:
         """Claim one batch and process it.  Public for tests and drills that step the loop."""
@@ -298,6 +304,11 @@ class Runner:
 
     def process_events(self, events: list[OutboxEvent]) -> BatchReport:
         """Run the sink over claimed events and settle every outcome in one transaction."""
+        report = self._process(events)
+        self._log_terminal(events, report)
+        return report
+
+    def _process(self, events: list[OutboxEvent]) -> BatchReport:
         batch_id = str(uuid.uuid4())
         try:
             with batch_span(self.projection, batch_id, len(events)), event_spans(self.projection, events):
@@ -325,11 +336,13 @@ class Runner:
                         extra={"rows": len(events), "error": redact(str(exc))[:300]})
             total = BatchReport(claimed=len(events))
             for event in events:
-                total.merge(self.process_events([event]))
+                total.merge(self._process([event]))
             return total
         event = events[0]
         reason = exception_reason(exc)
-        log.warning("row failed with an exception", extra={"outbox_event_id": str(event.id), "reason": reason,
+        # INFO: whether the row is retried or failed is decided by the settle below; a terminal
+        # failure gets its own WARNING line (_log_terminal), retries are summed up per batch.
+        log.info("row failed with an exception", extra={"outbox_event_id": str(event.id), "reason": reason,
                                                          "error": redact(repr(exc))[:300]})
         with self.conn.transaction():
             report = self._settle(events, [Outcome.failure(event.id, reason, redact(repr(exc))[:2000])])
@@ -383,6 +396,47 @@ class Runner:
             reasons = sorted({o.reason for o in report.outcomes.values() if o.reason})
             log.info("batch settled with failures", extra={"done": report.done, "retried": report.retried,
                                                            "failed": report.failed, "reasons": ",".join(reasons)})
+
+    def _log_terminal(self, events: list[OutboxEvent], report: BatchReport) -> None:
+        """One WARNING line per row this batch moved to `failed` (after COMMIT), naming the outbox
+        id, so "read the worker log for the outbox id" (runbooks) finds it; capped per batch."""
+        failed = [e for e in events if e.id in report.failed_ids]
+        for event in failed[:TERMINAL_LOG_LINES_PER_BATCH]:
+            outcome = report.outcomes.get(event.id)
+            reason = (outcome.reason if outcome else None) or "unknown_exception"
+            error = redact((outcome.error if outcome else None) or reason)[:1000]
+            self._warn_terminal(event.id, event.entity_type, event.entity_id, event.op, reason, error,
+                                attempts=event.attempts + 1)
+        rest = len(failed) - TERMINAL_LOG_LINES_PER_BATCH
+        if rest > 0:
+            reasons = sorted({report.outcomes[e.id].reason for e in failed[TERMINAL_LOG_LINES_PER_BATCH:]
+                              if e.id in report.outcomes and report.outcomes[e.id].reason})
+            log.warning("more outbox rows failed (terminal) in this batch; not logged one by one",
+                        extra={"rows": rest, "reasons": ",".join(reasons),
+                               "hint": "outbox status / replay-failed --dry-run lists them"})
+
+    def _warn_terminal(self, outbox_id, entity_type, entity_id, op, reason, error, attempts=None) -> None:
+        log.warning(f"{TERMINAL_LOG_MESSAGE}: outbox_id={outbox_id} {entity_type}:{entity_id} op={op} reason={reason}",
+                    extra={"outbox_id": str(outbox_id), "projection": self.projection, "entity_type": entity_type,
+                           "entity_id": None if entity_id is None else str(entity_id), "op": op, "reason": reason, "error": error,
+                           "attempts": attempts})
+
+    def _log_reclaim_exhausted(self, ids: list) -> None:
+        """Rows the reclaim moved to `failed` (reclaim_exhausted): the same WARNING line."""
+        shown = ids[:TERMINAL_LOG_LINES_PER_BATCH]
+        try:
+            rows = self.store.events_by_id(self.conn, shown)
+        except psycopg.Error:  # logging must not fail the reclaim; the ids alone still help
+            rows = {}
+        for outbox_id in shown:
+            row = rows.get(outbox_id, {})
+            reason = row.get("error_reason") or "reclaim_exhausted"
+            self._warn_terminal(outbox_id, row.get("entity_type"), row.get("entity_id"), row.get("op"), reason,
+                                redact(row.get("error") or reason)[:1000], attempts=row.get("attempts"))
+        if len(ids) > len(shown):
+            log.warning("more outbox rows failed (terminal) in this reclaim; not logged one by one",
+                        extra={"rows": len(ids) - len(shown), "reasons": "reclaim_exhausted",
+                               "hint": "outbox status / replay-failed --dry-run lists them"})
 
     # -- shutdown ------------------------------------------------------------------------------
     def release_owned_now(self) -> int:

@@ -122,6 +122,17 @@ SELECT
 FROM {outbox}
 WHERE status IN ('pending', 'processing', 'failed');
 
+-- name: outbox_rebuild_status
+-- The last finished rebuild of each named projection (written by the rebuild tools through
+-- rebuild_status_started / rebuild_status_finished in ops.sql), for the worker's
+-- projection_rebuild_* gauges.  A row whose rebuild never finished has last_finished_at NULL.
+SELECT projection,
+       extract(epoch FROM last_finished_at)::float8 AS last_finished_epoch,
+       last_duration_seconds,
+       last_success
+FROM projection_status
+WHERE projection = ANY(%(names)s::text[]);
+
 -- name: outbox_events_by_id
 SELECT id, entity_type, entity_id, op, event_version, status, owner, attempts, reclaim_count,
        error, error_reason, created_at, processed_at, next_retry_at, lease_until, replay_count
@@ -152,7 +163,7 @@ LEFT JOIN entity_versions v ON v.entity_type = u.entity_type AND v.entity_id = u
 
 
 -- name: outbox_chronicle_upsert_entries
--- The projection itself is the SQL function of migration 0006 (shared with the rebuild).
+-- The projection itself is the SQL function of migration 0004 (shared with the rebuild).
 SELECT wordloom_project_chronicle_events(%(ids)s::uuid[], %(projection_version)s);
 
 -- name: outbox_chronicle_existing_events
