@@ -10,13 +10,16 @@
 # and WAIT_DB (seconds to wait for PostgreSQL's port; 0 = do not wait), then calls launch "$@".
 
 LAUNCHER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
+# The path the person typed: a deprecated alias passes its own $0, so usage and messages name it.
+TYPED="${WORDLOOM_TYPED_PATH:-$0}"
+unset WORDLOOM_TYPED_PATH
 REPO_ROOT="$(cd "$LAUNCHER_DIR/../../.." && pwd -P)"
 
 say() { printf '[%s] %s\n' "$LAUNCHER" "$*" >&2; }
 
 usage() {
     cat <<EOF
-usage: $0 [--check] ENV_FILE [command options...]
+usage: $TYPED [--check] ENV_FILE [command options...]
 
 Runs wordloom.commands.$COMMAND with ENV_FILE (e.g. .env.dev or .env.test).
 ENV_FILE is looked up in the working directory first, then in the repo root ($REPO_ROOT).
@@ -98,5 +101,5 @@ launch() {
     local mode=run
     [[ $check == 1 ]] && mode=check
     exec "${PY[@]}" "$REPO_ROOT/backend/scripts/_launch.py" \
-        "$mode" "$0" "$LAUNCHER" "$ENV_PATH" "$WAIT_DB" "$COMMAND" "$@"
+        "$mode" "$TYPED" "$LAUNCHER" "$ENV_PATH" "$WAIT_DB" "$COMMAND" "$@"
 }
