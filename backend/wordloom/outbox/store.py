@@ -98,9 +98,8 @@ class OutboxStore:
         """Claim up to `limit` due pending rows (oldest first).  suspects=True claims among rows
         reclaimed before instead of clean ones."""
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self._sql("outbox_claim_batch"), {"owner": owner, "limit": limit,
-                                                          "lease_seconds": float(lease_seconds),
-                                                          "suspects": suspects})
+            name = "outbox_claim_suspects" if suspects else "outbox_claim_batch"
+            cur.execute(self._sql(name), {"owner": owner, "limit": limit, "lease_seconds": float(lease_seconds)})
             rows = cur.fetchall()
         events = [OutboxEvent(**row) for row in rows]
         events.sort(key=lambda e: (e.created_at, str(e.id)))

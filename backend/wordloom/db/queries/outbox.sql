@@ -17,18 +17,37 @@ VALUES (gen_random_uuid(), %(entity_type)s, %(entity_id)s, %(op)s, %(event_versi
 RETURNING id;
 
 -- name: outbox_claim_batch
--- The oldest claimable rows, skipping rows another worker is claiming right now.  Served by the
--- partial index *_claimable_idx (status = 'pending').  `suspects` selects rows that were reclaimed
--- before (their holder died) instead of clean ones: the runner takes those one at a time, so a
--- row that kills its worker takes no innocent batch-mates down with it (C12).
+-- The oldest claimable rows that never lost a holder, skipping rows another worker is claiming
+-- right now.  The literal `reclaim_count = 0` matches the partial index *_claim_clean_idx
+-- (created_at, id) exactly, so a claim reads only the rows it takes, whatever the backlog
+-- (a parameterised filter made PostgreSQL walk and sort the whole pending set: O(backlog)).
 UPDATE {outbox} AS o
 SET status = 'processing', owner = %(owner)s,
     lease_until = now() + make_interval(secs => %(lease_seconds)s),
     processing_started_at = now(), updated_at = now()
 WHERE o.id IN (
     SELECT id FROM {outbox}
-    WHERE status = 'pending' AND (next_retry_at IS NULL OR next_retry_at <= now())
-      AND (reclaim_count > 0) = %(suspects)s
+    WHERE status = 'pending' AND reclaim_count = 0
+      AND (next_retry_at IS NULL OR next_retry_at <= now())
+    ORDER BY created_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING o.id, o.entity_type, o.entity_id, o.op, o.event_version, o.attempts, o.reclaim_count,
+          o.created_at, o.traceparent, o.tracestate;
+
+-- name: outbox_claim_suspects
+-- Rows that were reclaimed before (their holder died), served by *_claim_suspect_idx.  The runner
+-- takes them one at a time, so a row that kills its worker takes no innocent batch-mates down
+-- with it (C12).
+UPDATE {outbox} AS o
+SET status = 'processing', owner = %(owner)s,
+    lease_until = now() + make_interval(secs => %(lease_seconds)s),
+    processing_started_at = now(), updated_at = now()
+WHERE o.id IN (
+    SELECT id FROM {outbox}
+    WHERE status = 'pending' AND reclaim_count > 0
+      AND (next_retry_at IS NULL OR next_retry_at <= now())
     ORDER BY created_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
