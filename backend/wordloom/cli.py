@@ -55,11 +55,24 @@ def _usage(prog: str) -> str:
     return "\n".join(lines)
 
 
+def default_prog() -> str:
+    """The program name for usage lines when no entry path passed one.  `python -m wordloom.cli`
+    sets argv[0] to this file's path, so its basename ("cli.py") would name nothing a person can
+    type: say `python -m wordloom.cli` then, and `wordloom` when argv[0] says nothing useful."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and (spec.name or "").split(".")[0] == "wordloom":
+        return f"python -m {spec.name.removesuffix('.__main__')}"
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0 in ("", "-m", "-c") or os.path.basename(argv0) == "__main__.py":
+        return "wordloom"
+    return os.path.basename(argv0) or "wordloom"
+
+
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     from .commands.base import run_command
 
     args = list(sys.argv[1:] if argv is None else argv)
-    prog = prog or os.path.basename(sys.argv[0]) or "wordloom"
+    prog = prog or default_prog()
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage(prog))
         return 0 if args else 2

@@ -156,6 +156,8 @@ class WorkerSettings:
     require_es_ready: bool = False
     bulk_max_bytes: int = 5 * 1024 * 1024
     experiments: dict = field(default_factory=dict)
+    # While the worker waits for the database at startup it repeats a WARNING this often (C14).
+    db_wait_log_seconds: float = 10.0
 
     @property
     def service_name(self) -> str:
@@ -215,6 +217,7 @@ def worker_settings(projection: str, environ: Mapping[str, str] | None = None) -
         require_es_ready=env.bool("OUTBOX_REQUIRE_ES_READY", False),
         bulk_max_bytes=env.int("OUTBOX_BULK_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
         experiments=experiments,
+        db_wait_log_seconds=env.float("OUTBOX_DB_WAIT_LOG_SECONDS", 10.0, minimum=0.1),
     )
 
 

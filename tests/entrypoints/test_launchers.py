@@ -35,6 +35,17 @@ def test_help_and_usage(launcher):
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_unknown_option_is_named_before_the_usage(launcher):
+    proc = run(["bash", launcher, "--bogus"])
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 2
+    assert lines[0] == f"[{Path(launcher).stem}] unknown option: --bogus"
+    assert lines[1].startswith("usage:")
+    # No argument at all is not an "unknown option": usage only.
+    assert run(["bash", launcher]).stderr.decode().startswith("usage:")
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_missing_env_file_names_the_tried_paths_C26(launcher, tmp_path):
     proc = run(["bash", REPO / launcher, ".env.nowhere"], cwd=tmp_path)
     name = Path(launcher).stem

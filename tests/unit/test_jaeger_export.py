@@ -114,3 +114,35 @@ def test_default_outdir_is_under_this_repo_root():
     root = Path(__file__).resolve().parents[2]
     assert default_outdir("labs-009", "r1") == root / "docs/labs/_snapshot/manual/labs-009/r1/_exports"
     assert (root / "pyproject.toml").exists()
+
+
+def test_unknown_service_says_so_on_stderr_and_still_writes_the_files(jaeger_server, tmp_path, capsys):
+    code = COMMAND.run(["--service", "nosuch-service", "--jaeger-url", jaeger_server, "--outdir", str(tmp_path)],
+                       prog="export-jaeger")
+    assert code == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert lines == [f"service 'nosuch-service' has no traces in Jaeger at {jaeger_server}; "
+                     "known services: wordloom-api, wordloom-search-outbox-worker"]
+    assert len(list(tmp_path.iterdir())) == 3  # "nothing" is still evidence
+    assert len(captured.out.splitlines()) == 3
+
+
+def test_known_service_prints_nothing_on_stderr(jaeger_server, tmp_path, capsys):
+    assert COMMAND.run(["--service", "wordloom-api", "--jaeger-url", jaeger_server, "--outdir", str(tmp_path)],
+                       prog="export-jaeger") == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_unknown_service_from_local_spans_names_the_local_source(tmp_path, capsys, monkeypatch):
+    spans_dir = tmp_path / "traces"
+    spans_dir.mkdir()
+    span = {"traceId": TRACE_ID, "spanId": "1111111111111111", "name": "outbox.process",
+            "service": "wordloom-api", "startTimeUnixNano": 1, "attributes": {}}
+    (spans_dir / "wordloom-api.jsonl").write_text(json.dumps(span) + "\n")
+    monkeypatch.setenv("WORDLOOM_VAR_DIR", str(tmp_path))
+    out = tmp_path / "out"
+    assert COMMAND.run(["--service", "nosuch-service", "--from-local", "--outdir", str(out)], prog="x") == 0
+    err = capsys.readouterr().err
+    assert err == f"service 'nosuch-service' has no traces in local span files in {spans_dir}; known services: wordloom-api\n"
+    assert len(list(out.iterdir())) == 3

@@ -24,3 +24,49 @@ def test_unknown_flag_is_a_usage_error(group, name, capsys):
         main([group, name, "--no-such-flag"], prog="cli.py")
     assert exit_info.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_python_dash_m_names_itself_in_usage_not_cli_py():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.run([sys.executable, "-m", "wordloom.cli", "outbox", "status", "--help"],
+                          cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m wordloom.cli outbox status"), proc.stdout
+    assert "cli.py" not in proc.stdout
+
+
+@pytest.mark.parametrize("argv0,expected", [("-m", "wordloom"), ("-c", "wordloom"), ("", "wordloom"),
+                                            ("/x/site-packages/wordloom/__main__.py", "wordloom"),
+                                            ("/venv/bin/wordloom", "wordloom"), ("tool.py", "tool.py")])
+def test_default_prog_from_argv0(argv0, expected, monkeypatch):
+    import sys
+
+    from wordloom.cli import default_prog
+
+    monkeypatch.setattr(sys, "argv", [argv0])
+    monkeypatch.setattr(sys.modules["__main__"], "__spec__", None, raising=False)
+    assert default_prog() == expected
+
+
+def test_replay_error_reason_typo_is_a_usage_error_listing_the_valid_reasons(capsys):
+    from wordloom.outbox.retry import ALL_REASONS
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ops", "replay-failed", "--outbox", "search", "--by", "me", "--reason", "r",
+              "--error-reason", "es_999"], prog="cli.py")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and "unknown error_reason 'es_999'" in err
+    for reason in ("es_429", "es_4xx", "es_5xx", "es_other", "es_timeout", "es_connect", "es_request_error",
+                   "es_unknown", "deterministic_exception", "unknown_exception", "unknown_op", "reclaim_exhausted"):
+        assert reason in ALL_REASONS and reason in err
+
+
+def test_error_reason_type_accepts_every_known_reason():
+    from wordloom.ops.argtypes import error_reason
+    from wordloom.outbox.retry import ALL_REASONS
+
+    assert all(error_reason(f" {r} ") == r for r in ALL_REASONS)

@@ -89,6 +89,7 @@ launch() {
         --check) check=1; shift ;;
     esac
     if [[ $# -lt 1 || "$1" == -* ]]; then
+        [[ $# -ge 1 ]] && say "unknown option: $1"
         usage >&2
         exit 2
     fi

@@ -65,9 +65,16 @@ class ExportJaeger(Command):
         try:
             paths = jx.export(source, q, outdir)
         except jx.JaegerUnavailable as exc:
-            local = jx.LocalSpans()
-            print(f"{exc}; exporting from local span files in {local.directory} instead", file=sys.stderr)
-            paths = jx.export(local, q, outdir)
+            source = jx.LocalSpans()
+            print(f"{exc}; exporting from local span files in {source.directory} instead", file=sys.stderr)
+            paths = jx.export(source, q, outdir)
+        # An empty export is still evidence (files written, exit 0), but a mistyped --service
+        # must not look like "no traces happened": name the services the source does know.
+        services_file = next(p for p in paths if p.name.startswith("jaeger-services-"))
+        known = [str(name) for name in (json.loads(services_file.read_text(encoding="utf-8")).get("data") or [])]
+        if args.service not in known:
+            print(f"service {args.service!r} has no traces in {source.where}; "
+                  f"known services: {', '.join(known) or '(none)'}", file=sys.stderr)
         for path in paths:
             print(os.path.relpath(path) if not os.path.relpath(path).startswith("..") else path)
         return 0

@@ -6,7 +6,7 @@ module with `--outbox search` / `--outbox chronicle` put in front of the person'
 from __future__ import annotations
 
 from ..db import connect
-from ..ops.argtypes import non_empty, positive_float, positive_int, uuid_arg
+from ..ops.argtypes import error_reason, non_empty, positive_float, positive_int, uuid_arg
 from ..ops.replay import ReplayFilters, plan_replay, replay_failed
 from ..settings import database_url
 from .base import Command
@@ -31,7 +31,9 @@ class ReplayFailed(Command):
         parser.add_argument("--limit", type=positive_int, default=1000, help="at most this many rows (default 1000)")
         parser.add_argument("--entity-type", type=non_empty, help="only rows of this entity_type")
         parser.add_argument("--since-hours", type=positive_float, help="only rows created within the last N hours")
-        parser.add_argument("--error-reason", type=non_empty, help="only rows failed with this error_reason (e.g. es_4xx)")
+        parser.add_argument("--error-reason", type=error_reason,
+                            help="only rows failed with this error_reason (e.g. es_4xx; "
+                                 "`outbox status` shows the counts by reason)")
         parser.add_argument("--ids", nargs="+", type=uuid_arg, metavar="ID", help="only these outbox row ids")
         parser.add_argument("--spread-seconds", type=positive_float,
                             help="spread next_retry_at over this many seconds (default: 1 s per 100 rows, max 900)")

@@ -71,6 +71,10 @@ class JaegerApi:
         self.base = urllib.parse.urlunsplit(parts)
         self.timeout = timeout
 
+    @property
+    def where(self) -> str:
+        return redact(f"Jaeger at {self.base}")
+
     def _get(self, path: str, params: dict | None = None) -> dict:
         url = f"{self.base}{path}"
         if params:
@@ -101,6 +105,10 @@ class LocalSpans:
 
     def __init__(self, directory: Path | None = None):
         self.directory = Path(directory or traces_dir())
+
+    @property
+    def where(self) -> str:
+        return f"local span files in {self.directory}"
 
     def _spans(self) -> list[dict]:
         spans: list[dict] = []

@@ -5,6 +5,8 @@ import argparse
 import re
 import uuid
 
+from ..outbox.retry import ALL_REASONS
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -62,3 +64,12 @@ def duration_seconds(value: str) -> float:
     if seconds <= 0:
         raise argparse.ArgumentTypeError("must be longer than 0")
     return seconds
+
+
+def error_reason(value: str) -> str:
+    """One of the error_reason codes the outbox engine writes (CONTRACT.md section 2): a typo
+    would otherwise match 0 rows and look like "nothing to replay"."""
+    value = non_empty(value)
+    if value not in ALL_REASONS:
+        raise argparse.ArgumentTypeError(f"unknown error_reason {value!r}; valid: {', '.join(sorted(ALL_REASONS))}")
+    return value

@@ -20,7 +20,7 @@ from ..db.connect import DatabaseUnavailable, connect
 from ..envguard import check_environment
 from ..errors import OperatorError
 from ..observability.tracing import setup_tracing, shutdown_tracing
-from ..redact import redact
+from ..redact import host_port, redact
 from ..settings import ConfigError, Env, WorkerSettings, worker_settings
 from .experiments import Experiments
 from .health import HealthServer
@@ -69,17 +69,25 @@ def _guard_environment(settings: WorkerSettings, stopping: threading.Event) -> b
     """Check WORDLOOM_ENV against the database; wait for the database if it is not up yet (under
     honcho the services may still be starting).  False when asked to stop while waiting."""
     delay = 0.2
-    announced = False
+    started = last_said = None
+    where = host_port(settings.database_url)
     while not stopping.is_set():
         try:
             with connect(settings.database_url, autocommit=True, connect_timeout=2) as conn:
                 check_environment(conn, settings.database_url, settings.wordloom_env)
             return True
         except DatabaseUnavailable as exc:
-            if not announced:
+            now = time.monotonic()
+            if started is None:
                 log.warning("waiting for the database", extra={"error": str(exc)})
-                announced = True
-            stopping.wait(delay)
+                started = last_said = now
+            elif now - last_said >= settings.db_wait_log_seconds:
+                # Keep saying so: a silent worker looks hung (OUTBOX_DB_WAIT_LOG_SECONDS, default 10).
+                log.warning(f"still waiting for the database at {where} ({int(now - started)} s)",
+                            extra={"error": str(exc)})
+                last_said = now
+            next_line = settings.db_wait_log_seconds - (time.monotonic() - last_said)
+            stopping.wait(max(0.05, min(delay, next_line)))
             delay = min(delay * 2, GUARD_RETRY_CAP_SECONDS)
     return False
 
