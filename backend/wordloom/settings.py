@@ -110,6 +110,14 @@ def database_name(url: str) -> str:
     return path.split("?", 1)[0]
 
 
+def with_database(url: str, name: str) -> str:
+    """The same server URL with another database name (credentials and options kept)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
+
+
 def default_worker_id() -> str:
     # hostname:pid -- v3's chronicle worker used the hostname only, so two workers on one host
     # shared an owner and acked each other's rows.

@@ -25,7 +25,6 @@ import threading
 import time
 import uuid
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 

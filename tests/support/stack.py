@@ -13,21 +13,16 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
-
 from wordloom.db.migrate import migrate
 from wordloom.devstack.elastic import EmbeddedElastic
 from wordloom.devstack.ports import free_port
 from wordloom.devstack.postgres import EmbeddedPostgres
+from wordloom.settings import with_database  # noqa: F401  (re-exported for tests)
 
 TEMPLATE_DB = "wordloom_pytest_template"
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 @dataclass

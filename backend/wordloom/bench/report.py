@@ -205,7 +205,6 @@ def markdown_table(results: dict, details: dict, meta: dict, chart_paths: list[P
                      + " / ".join(f(sc["by_workers"][k]["events_per_s"]) for k in ks)
                      + f" | | {' / '.join(f(sc['by_workers'][k]['events_per_s'] / base, 2) for k in ks)} | | |")
     for r in d.get("rebuild") or []:
-        key = "rebuild_ratio" if r is (d.get("rebuild") or [None])[0] else None
         lines.append(f"| rebuild-es, {r['rows']:,} rows x 1 KB (docs/s) | {f(r['rebuild_docs_per_s'])} | "
                      f"{f(r['raw_bulk_docs_per_s'])} (helpers.bulk) | {f(r['ratio'], 2)} | >= 0.8 | "
                      f"{verdict(r['ratio'], 0.8)} |")

@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -31,17 +31,13 @@ from ..devstack.lifetime import die_with_parent
 from ..devstack.ports import free_port
 from ..devstack.postgres import EmbeddedPostgres
 from ..envfile import REPO_ROOT
+from ..settings import with_database  # noqa: F401  (re-exported for bench modules)
 
 BENCH_ENV = "sandbox"  # sentinel of every bench database; workers run with WORDLOOM_ENV=sandbox
 
 
 class BenchError(RuntimeError):
     """A crash or a broken invariant: the run fails (exit 1)."""
-
-
-def with_database(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
 
 @dataclass

@@ -12,7 +12,7 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from psycopg import sql
 
@@ -20,7 +20,7 @@ from ..db.connect import connect
 from ..db.migrate import migrate, set_environment_sentinel
 from ..envfile import REPO_ROOT
 from ..redact import redact
-from ..settings import Env, database_url
+from ..settings import Env, database_url, with_database
 from .elastic import EmbeddedElastic
 from .ports import LOOPBACK_HOSTS, port_open, url_endpoint
 from .postgres import EmbeddedPostgres
@@ -59,11 +59,6 @@ class Plan:
         )
 
 
-def _with_db(url: str, name: str) -> str:
-    p = urlsplit(url)
-    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
-
-
 def prepare_embedded_databases(app_url: str) -> None:
     """Create the application role and both databases, migrate them, set their sentinels."""
     p = urlsplit(app_url)
@@ -77,7 +72,7 @@ def prepare_embedded_databases(app_url: str) -> None:
             if name and not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), sql.Identifier(role)))
     for name, env in ENV_DATABASES.items():
-        url = _with_db(app_url, name)
+        url = with_database(app_url, name)
         migrate(url)
         set_environment_sentinel(url, env)
     if p.path.lstrip("/") not in ENV_DATABASES:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from elasticsearch import Elasticsearch
@@ -19,17 +18,18 @@ from elasticsearch import Elasticsearch
 from ...db.connect import DatabaseUnavailable, connect
 from ...db.migrate import migrate, set_environment_sentinel
 from ...redact import redact
-from ...settings import ConfigError, Env, database_name, database_url
+from ...settings import (
+    ConfigError,
+    Env,
+    database_name,
+    database_url,
+    with_database,  # noqa: F401  (re-exported: core.py uses envmod.with_database)
+)
 from .paths import slug
 
 
 class EnvironmentMissing(RuntimeError):
     """A server, a privilege or a binary the drill needs is not there (exit 4)."""
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 def environment_name(env: Env, url: str) -> str:
