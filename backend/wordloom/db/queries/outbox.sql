@@ -181,16 +181,37 @@ LEFT JOIN search_index s ON s.entity_type = u.entity_type AND s.entity_id = u.en
 LEFT JOIN entity_versions v ON v.entity_type = u.entity_type AND v.entity_id = u.entity_id;
 
 
--- name: outbox_chronicle_upsert_entries
--- The projection itself is the SQL function of migration 0004 (shared with the rebuild).
-SELECT wordloom_project_chronicle_events(%(ids)s::uuid[], %(projection_version)s);
-
--- name: outbox_chronicle_existing_events
-SELECT id FROM chronicle_events WHERE id = ANY(%(ids)s::uuid[]);
-
--- name: outbox_chronicle_delete_orphan_entries
--- An entry whose event is gone (the book was hard-deleted) is removed.
-DELETE FROM chronicle_entries ce
-WHERE ce.id = ANY(%(ids)s::uuid[])
-  AND NOT EXISTS (SELECT 1 FROM chronicle_events e WHERE e.id = ce.id)
-RETURNING ce.id;
+-- name: outbox_chronicle_project
+-- The whole chronicle sink in one statement, one round trip per batch (it was three: read the
+-- events, project, delete orphans).  The projection itself is the SQL function of migration 0004
+-- (shared with the rebuild: projection_version guard, IS DISTINCT FROM no-op, summary format).
+-- An entry whose event is gone (the book was hard-deleted; that delete also queued a chronicle
+-- outbox row) is removed.  One row per distinct event id says what happened to it:
+--   written   - the function wrote its entry;
+--   removed   - the event is gone and so is its entry now;
+--   unchanged - the event exists, the entry already had this state or a higher projection_version;
+--   missing   - no event and no entry.
+-- The DELETE and the function touch disjoint entries (event present vs event absent), so their
+-- order inside the statement does not matter; the DELETE runs to completion whatever is read of it,
+-- and the function's final INSERT ... RETURNING runs to completion on its first (only) call.
+WITH batch AS (
+    SELECT DISTINCT b.id FROM unnest(%(ids)s::uuid[]) AS b(id)
+),
+removed AS (
+    DELETE FROM chronicle_entries ce
+    WHERE ce.id = ANY(%(ids)s::uuid[])
+      AND NOT EXISTS (SELECT 1 FROM chronicle_events e WHERE e.id = ce.id)
+    RETURNING ce.id
+),
+written AS MATERIALIZED (
+    SELECT w.id FROM wordloom_project_chronicle_events(%(ids)s::uuid[], %(projection_version)s) AS w(id)
+)
+SELECT b.id,
+       CASE WHEN w.id IS NOT NULL THEN 'written'
+            WHEN r.id IS NOT NULL THEN 'removed'
+            WHEN e.id IS NOT NULL THEN 'unchanged'
+            ELSE 'missing' END AS outcome
+FROM batch b
+LEFT JOIN written w ON w.id = b.id
+LEFT JOIN removed r ON r.id = b.id
+LEFT JOIN chronicle_events e ON e.id = b.id;

@@ -5,6 +5,9 @@ lands with its acks or not at all: the effect is exactly once even when a batch 
 (a redelivery rewrites identical rows, and the upsert skips rows that would not change, so not
 even updated_at moves; C04).  State transfer here too: an event that still exists is upserted
 whatever the row's op says, an event that is gone takes its entry with it.
+
+One statement per batch (outbox_chronicle_project): project, remove orphans and report what
+happened to each event id, in a single round trip.
 """
 from __future__ import annotations
 
@@ -13,6 +16,9 @@ import psycopg
 from ...db.queries import query
 from ..outcomes import Outcome
 from ..store import OutboxEvent
+
+# What the statement says about an event id -> the noop reason of a delivered row (None: a write).
+_NOOP_REASON = {"written": None, "removed": None, "unchanged": "unchanged", "missing": "absent"}
 
 
 class ChronicleSink:
@@ -32,16 +38,9 @@ class ChronicleSink:
         if not valid:
             return outcomes
         ids = sorted({e.entity_id for e in valid}, key=str)
-        existing = {r[0] for r in conn.execute(query("outbox_chronicle_existing_events"), {"ids": ids})}
-        written = {r[0] for r in conn.execute(query("outbox_chronicle_upsert_entries"),
-                                              {"ids": ids, "projection_version": self.projection_version})}
-        removed = {r[0] for r in conn.execute(query("outbox_chronicle_delete_orphan_entries"), {"ids": ids})}
+        result = dict(conn.execute(query("outbox_chronicle_project"),
+                                   {"ids": ids, "projection_version": self.projection_version}).fetchall())
         for event in valid:
-            if event.entity_id in written or event.entity_id in removed:
-                outcomes.append(Outcome.done(event.id))
-            elif event.entity_id in existing:
-                # Already identical, or a newer projection_version owns the entry.
-                outcomes.append(Outcome.done(event.id, noop_reason="unchanged"))
-            else:
-                outcomes.append(Outcome.done(event.id, noop_reason="absent"))
+            # "unchanged": already identical, or a newer projection_version owns the entry.
+            outcomes.append(Outcome.done(event.id, noop_reason=_NOOP_REASON[result[event.entity_id]]))
         return outcomes
