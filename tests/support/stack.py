@@ -13,10 +13,12 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
-from wordloom.db.migrate import migrate
+from wordloom.db.databases import (
+    clone_database,
+    create_migrated_database,
+    drop_database,
+)
 from wordloom.devstack.elastic import EmbeddedElastic
 from wordloom.devstack.ports import free_port
 from wordloom.devstack.postgres import EmbeddedPostgres
@@ -53,26 +55,17 @@ class Stack:
         return stack
 
     def _make_template(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
-            conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
-        migrate(with_database(self.admin_url, TEMPLATE_DB))
+        create_migrated_database(self.admin_url, TEMPLATE_DB)
 
     def new_database(self, env: str = "test") -> str:
         """A fresh migrated database; its name ends in _test so the environment guard accepts it."""
         name = f"wl_{uuid.uuid4().hex[:12]}_{env}"
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        url = clone_database(self.admin_url, TEMPLATE_DB, name, env=env)
         self._dbs.append(name)
-        url = with_database(self.admin_url, name)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO environment_sentinel (id, env) VALUES (1, %s)", (env,))
         return url
 
     def drop_database(self, url: str) -> None:
-        name = urlsplit(url).path.lstrip("/")
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database(self.admin_url, url)
 
     def new_index_name(self) -> str:
         return f"wl-test-{uuid.uuid4().hex[:12]}"
@@ -80,9 +73,8 @@ class Stack:
     def stop(self) -> None:
         for name in self._dbs:
             try:
-                with psycopg.connect(self.admin_url, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except psycopg.Error:
+                drop_database(self.admin_url, name)
+            except Exception:  # the server may be gone already; stopping must go on
                 pass
         if self.es:
             self.es.stop()

@@ -21,17 +21,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 
-from ..db.migrate import migrate
+from ..db.databases import clone_database, create_migrated_database, drop_database
 from ..devstack.elastic import EmbeddedElastic
 from ..devstack.lifetime import die_with_parent
 from ..devstack.ports import free_port
 from ..devstack.postgres import EmbeddedPostgres
 from ..envfile import REPO_ROOT
-from ..settings import with_database  # noqa: F401  (re-exported for bench modules)
+from ..settings import database_name, with_database  # noqa: F401  (with_database re-exported)
 
 BENCH_ENV = "sandbox"  # sentinel of every bench database; workers run with WORDLOOM_ENV=sandbox
 
@@ -73,24 +72,16 @@ class BenchStack:
     def new_database(self, scenario: str) -> str:
         if self._template is None:
             self._template = f"wordloom_bench_{self.run_dir.name[-8:].replace('-', '_')}_tpl"
-            with self._admin() as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{self._template}"')
-                conn.execute(f'CREATE DATABASE "{self._template}"')
-            migrate(with_database(self.admin_url, self._template))
+            create_migrated_database(self.admin_url, self._template)
             self._dbs.append(self._template)
         name = f"wordloom_bench_{uuid.uuid4().hex[:8]}_{scenario}"
-        with self._admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+        url = clone_database(self.admin_url, self._template, name, env=BENCH_ENV)
         self._dbs.append(name)
-        url = with_database(self.admin_url, name)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("INSERT INTO environment_sentinel (id, env) VALUES (1, %s)", (BENCH_ENV,))
         return url
 
     def drop_database(self, url: str) -> None:
-        name = urlsplit(url).path.lstrip("/")
-        with self._admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        name = database_name(url)
+        drop_database(self.admin_url, name)
         if name in self._dbs:
             self._dbs.remove(name)
 
@@ -137,9 +128,8 @@ class BenchStack:
             proc.stop()
         for name in list(self._dbs):
             try:
-                with self._admin() as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            except psycopg.Error:
+                drop_database(self.admin_url, name)
+            except Exception:  # the server may be gone already; stopping must go on
                 pass
         if self.es:
             self.es.stop()

@@ -127,12 +127,3 @@ class EmbeddedPostgres(ServerProcess):
         if self.fast_unsafe:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         self._launch(args, cwd="/", timeout=timeout, **self._run_kwargs())
-
-
-def ensure_database(admin_url: str, name: str) -> None:
-    from ..db.connect import connect
-
-    with connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')

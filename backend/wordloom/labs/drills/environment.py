@@ -16,7 +16,7 @@ import psycopg
 from elasticsearch import Elasticsearch
 
 from ...db.connect import DatabaseUnavailable, connect
-from ...db.migrate import migrate, set_environment_sentinel
+from ...db.databases import create_migrated_database, drop_database
 from ...redact import redact
 from ...settings import (
     ConfigError,
@@ -75,26 +75,17 @@ def lab_names(run_id: str, base_index: str, env_name: str) -> tuple[str, str]:
 
 def create_lab_database(base_url: str, name: str, env_name: str) -> str:
     try:
-        with connect(base_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}"')
+        return create_migrated_database(base_url, name, env=env_name)
     except DatabaseUnavailable as exc:
         raise EnvironmentMissing(f"database unreachable: {redact(exc)}") from None
     except psycopg.Error as exc:
         raise EnvironmentMissing(f"cannot create the drill database {name} (the role needs CREATEDB): "
                                  f"{redact(str(exc).strip())}") from None
-    url = with_database(base_url, name)
-    migrate(url)
-    set_environment_sentinel(url, env_name)
-    return url
 
 
 def drop_lab_database(base_url: str, name: str) -> bool:
     try:
-        with connect(base_url, autocommit=True, connect_timeout=5) as conn:
-            existed = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return bool(existed)
+        return drop_database(base_url, name)
     except (DatabaseUnavailable, psycopg.Error):
         return False
 
