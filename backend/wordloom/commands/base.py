@@ -31,6 +31,7 @@ class Command:
     name: str = ""
     help: str = ""
     description: str | None = None
+    epilog: str | None = None  # shown after the options, line breaks kept (e.g. a list of variables)
     default_env_file: str | None = ".env.dev"
     # Commands that write to the database refuse another environment's database before they
     # start (WORDLOOM_ENV vs environment_sentinel), like the API and the workers do.
@@ -43,7 +44,9 @@ class Command:
         raise NotImplementedError
 
     def build_parser(self, prog: str | None = None) -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(prog=prog, description=self.description or self.help)
+        parser = argparse.ArgumentParser(
+            prog=prog, description=self.description or self.help, epilog=self.epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter if self.epilog else argparse.HelpFormatter)
         if self.default_env_file is not None:
             parser.add_argument("--env-file", default=self.default_env_file, help=ENV_FILE_HELP)
         self.add_arguments(parser)

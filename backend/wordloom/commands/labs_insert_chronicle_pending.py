@@ -26,14 +26,7 @@ class InsertChroniclePending(Command):
     name = "labs insert-chronicle-pending"
     help = "create library, bookshelf and book: one chronicle event with a pending chronicle outbox row; prints JSON"
     guards_environment = True
-
-    def build_parser(self, prog=None):
-        import argparse
-
-        parser = super().build_parser(prog)
-        parser.epilog = VARIABLES
-        parser.formatter_class = argparse.RawDescriptionHelpFormatter
-        return parser
+    epilog = VARIABLES
 
     def handle(self, args) -> int:
         from ..labs.inserters import ChronicleInsertSpec, insert_chronicle_pending

@@ -27,15 +27,8 @@ class InsertSearchPending(Command):
     name = "labs insert-search-pending"
     help = "insert pending search outbox rows (labs-009 supply); prints one outbox id per line"
     guards_environment = True
+    epilog = VARIABLES
     description = help + ". All rows commit in one transaction; logs go to stderr."
-
-    def build_parser(self, prog=None):
-        import argparse
-
-        parser = super().build_parser(prog)
-        parser.epilog = VARIABLES
-        parser.formatter_class = argparse.RawDescriptionHelpFormatter
-        return parser
 
     def handle(self, args) -> int:
         from ..labs.inserters import SearchInsertSpec, insert_search_pending

@@ -18,34 +18,23 @@ def non_empty(value: str) -> str:
     return value
 
 
-def positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
+def _number(cast, noun: str, minimum, *, inclusive: bool):
+    """An argparse type: `cast(value)` that must be >= minimum (or > minimum)."""
+    def parse(value: str):
+        try:
+            n = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not {noun}") from None
+        if n < minimum or (not inclusive and n == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {minimum}, got {value}")
+        return n
+
+    return parse
 
 
-def non_negative_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
-
-
-def positive_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return x
+positive_int = _number(int, "an integer", 1, inclusive=True)
+non_negative_int = _number(int, "an integer", 0, inclusive=True)
+positive_float = _number(float, "a number", 0, inclusive=False)
 
 
 def uuid_arg(value: str) -> uuid.UUID:
