@@ -130,10 +130,9 @@ class WorkerSettings:
     database_url: str
     worker_id: str
     batch_size: int
-    # OUTBOX_CONCURRENCY is accepted (v3 env files set it) but one process runs one batch at a time:
-    # scale out with more worker processes (claims use FOR UPDATE SKIP LOCKED, each process has
-    # its own owner id and lease).  Threads in one process would add nothing the entity locks and
-    # the single _bulk round trip per batch do not already bound; the startup line says so.
+    # OUTBOX_CONCURRENCY is accepted (v3 env files set it) but not used as threads: scale out with
+    # more worker processes (claims use FOR UPDATE SKIP LOCKED, each process has its own owner id
+    # and lease); the startup line says so.  What one process does overlap is OUTBOX_PIPELINE.
     concurrency: int
     poll_interval: float
     lease_seconds: float
@@ -166,6 +165,9 @@ class WorkerSettings:
     experiments: dict = field(default_factory=dict)
     # While the worker waits for the database at startup it repeats a WARNING this often (C14).
     db_wait_log_seconds: float = 10.0
+    # OUTBOX_PIPELINE (default on): claim and read the next batch while the current one is at the
+    # sink (outbox/pipeline.py); 0 processes one batch at a time, start to end.
+    pipeline: bool = True
 
     @property
     def service_name(self) -> str:
@@ -226,6 +228,7 @@ def worker_settings(projection: str, environ: Mapping[str, str] | None = None) -
         bulk_max_bytes=env.int("OUTBOX_BULK_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
         experiments=experiments,
         db_wait_log_seconds=env.float("OUTBOX_DB_WAIT_LOG_SECONDS", 10.0, minimum=0.1),
+        pipeline=env.bool("OUTBOX_PIPELINE", True),
     )
 
 

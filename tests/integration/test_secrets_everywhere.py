@@ -70,7 +70,7 @@ def run_parallel(jobs: list[tuple[str, list[str], dict]], timeout: float = 60) -
 TRACEBACK_WORKER = """
 import os, sys
 from wordloom.outbox import runner
-def boom(self):
+def boom(self, *args):
     raise RuntimeError("reclaim failed for " + os.environ["DATABASE_URL"] + " via " + os.environ["ELASTIC_URL"]
                        + " with ApiKey " + os.environ["ELASTIC_API_KEY"] + " password=" + os.environ["RAW_DB_PASSWORD"])
 runner.Runner._maybe_reclaim = boom

@@ -34,6 +34,20 @@ def test_C09_chunks_are_sized_by_encoded_bytes_not_characters():
     assert json.loads(body)["text"] == text and json.loads(meta)["index"]["version_type"] == "external"
 
 
+@pytest.mark.parametrize("op", ["upsert", "delete"])
+def test_the_metadata_line_is_the_json_of_the_action_even_with_characters_to_escape(op):
+    """The metadata line is written by format, not json.dumps (speed): it must still be exactly
+    the JSON object, whatever the index name or the entity type holds."""
+    key = ('tag "quoted" \\ é\n', uuid.uuid4())
+    body = {"text": "x"} if op == "upsert" else None
+    a = BulkAction.build('idx-"odd"', op, document_id(*key), 7, key, body)
+    meta = json.loads(a.encoded.decode("utf-8").splitlines()[0])
+    name = "index" if op == "upsert" else "delete"
+    assert meta == {name: {"_index": 'idx-"odd"', "_id": document_id(*key), "version": 7,
+                           "version_type": "external"}}
+    assert a.encoded.endswith(b"\n") and a.encoded.count(b"\n") == (2 if body else 1)
+
+
 def test_C08_a_single_oversize_action_gets_a_chunk_of_its_own():
     small, big = action("a"), action("x" * 5000)
     chunks = chunk_by_bytes([small, big, small], 1024)

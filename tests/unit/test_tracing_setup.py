@@ -104,8 +104,7 @@ def test_worker_spans_carry_contract_tags_messaging_attributes_and_batch_links(w
     events.append(FakeEvent(uuid.uuid4(), "book", uuid.uuid4(), "delete", None))  # a row without context
     with outbox_tracing.claim_span("search"):
         pass
-    with outbox_tracing.batch_span("search", "batch-1", len(events)), outbox_tracing.event_spans("search", events):
-        pass
+    outbox_tracing.BatchTrace("search", "batch-1", events).end()
     spans = {s.name: s for s in worker_tracer.get_finished_spans() if s.name != "outbox.process"}
     process = [s for s in worker_tracer.get_finished_spans() if s.name == "outbox.process"]
     batch = spans["projection.process_batch"]
@@ -133,9 +132,7 @@ def test_worker_spans_carry_contract_tags_messaging_attributes_and_batch_links(w
 
 def test_an_exception_marks_every_event_span_failed_and_is_masked(worker_tracer):
     events = [FakeEvent(uuid.uuid4(), "book", uuid.uuid4(), "upsert", None) for _ in range(2)]
-    with pytest.raises(RuntimeError):
-        with outbox_tracing.batch_span("chronicle", "b", 2), outbox_tracing.event_spans("chronicle", events):
-            raise RuntimeError("cannot reach postgresql://w:span-secret-pw@h/db")
+    outbox_tracing.BatchTrace("chronicle", "b", events).end(RuntimeError("cannot reach postgresql://w:span-secret-pw@h/db"))
     process = [s for s in worker_tracer.get_finished_spans() if s.name == "outbox.process"]
     assert len(process) == 2 and all(s.status.status_code is StatusCode.ERROR for s in process)
     text = json.dumps([{k: str(v) for k, v in e.attributes.items()} for s in process for e in s.events])

@@ -46,6 +46,9 @@ def traces_dir() -> Path:
     return (Path(base) if base else REPO_ROOT / "var") / "traces"
 
 
+_ENCODE = json.JSONEncoder(default=str).encode  # one encoder for every line
+
+
 class JsonLinesSpanExporter(SpanExporter):
     """Appends one JSON object per finished span to <dir>/<service>.jsonl."""
 
@@ -55,7 +58,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self._lock = threading.Lock()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        lines = [json.dumps(span_to_dict(s, self.service_name), default=str) for s in spans]
+        lines = [_ENCODE(span_to_dict(s, self.service_name)) for s in spans]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._lock, open(self.path, "a", encoding="utf-8") as fh:
@@ -69,12 +72,12 @@ class JsonLinesSpanExporter(SpanExporter):
 
 
 def span_to_dict(span: ReadableSpan, service_name: str) -> dict:
-    ctx = span.get_span_context()
+    ctx = span.context
     parent = span.parent
     return {
-        "traceId": format(ctx.trace_id, "032x"),
-        "spanId": format(ctx.span_id, "016x"),
-        "parentSpanId": format(parent.span_id, "016x") if parent else None,
+        "traceId": f"{ctx.trace_id:032x}",
+        "spanId": f"{ctx.span_id:016x}",
+        "parentSpanId": f"{parent.span_id:016x}" if parent else None,
         "name": span.name,
         "service": service_name,
         "startTimeUnixNano": span.start_time,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
@@ -120,19 +121,32 @@ def _index_action(index: str, row: dict) -> dict:
 
 
 def bulk_load(es: Elasticsearch, conn: psycopg.Connection, index: str, batch_size: int) -> int:
-    """Every search_index row into `index`, one keyset page at a time (bounded memory)."""
+    """Every search_index row into `index`, one keyset page at a time (bounded memory).
+
+    The next page is read from PostgreSQL while the previous one is being indexed (one bulk in
+    flight on a sender thread): reading and indexing one after the other left each server idle
+    half of the time (docs/BENCHMARKS.md, rebuild).  At most two pages are held at once."""
     total = conn.execute(query("rebuild_es_index_count")).fetchone()[0]
     loaded, after = 0, NIL_UUID
-    with Progress(f"load {index}", total) as progress, conn.cursor(row_factory=dict_row) as cur:
+
+    def send(actions: list[dict]) -> int:
+        return _check_bulk(helpers.streaming_bulk(es, actions, chunk_size=batch_size, raise_on_error=False,
+                                                  raise_on_exception=True), f"loading {index}")
+
+    with Progress(f"load {index}", total) as progress, conn.cursor(row_factory=dict_row) as cur, \
+            ThreadPoolExecutor(1, thread_name_prefix="rebuild-bulk") as sender:
+        in_flight: Future | None = None
         while True:
             rows = cur.execute(query("rebuild_es_index_page"), {"after": after, "limit": batch_size}).fetchall()
+            if in_flight is not None:
+                loaded += in_flight.result()  # a rejected document stops the load here
+                progress.update(sent)
+                in_flight = None
             if not rows:
                 return loaded
             after = rows[-1]["id"]
-            actions = [_index_action(index, r) for r in rows]
-            loaded += _check_bulk(helpers.streaming_bulk(es, actions, chunk_size=batch_size, raise_on_error=False,
-                                                         raise_on_exception=True), f"loading {index}")
-            progress.update(len(rows))
+            sent = len(rows)
+            in_flight = sender.submit(send, [_index_action(index, r) for r in rows])
 
 
 def copy_index(es: Elasticsearch, source: str, target: str, batch_size: int) -> int:

@@ -1,7 +1,8 @@
-"""LeaseKeeper: renews the leases of the batch in flight, from its own connection.
+"""LeaseKeeper: renews the leases of the batches in flight, from its own connection.
 
 v3 never renewed leases, so a batch slower than OUTBOX_LEASE_SECONDS was reclaimed and delivered
-by a second worker while the first was still on it.  Renewal runs every lease/3.  While a batch is
+by a second worker while the first was still on it.  Renewal runs every lease/3, for every batch
+the worker holds (two while the pipeline reads the next batch during a delivery).  While a batch is
 in flight the keeper also beats the liveness heartbeat, at least four times per
 OUTBOX_HEALTH_MAX_SILENCE_SECONDS whatever the lease length: a long batch is busy, not stuck.
 """
@@ -24,24 +25,27 @@ log = logging.getLogger(__name__)
 
 
 class LeaseKeeper(threading.Thread):
-    """Renews the leases of the batch in flight from its own connection."""
+    """Renews the leases of the batches in flight from its own connection."""
 
     def __init__(self, runner: "Runner"):
         super().__init__(name=f"lease-keeper-{runner.projection}", daemon=True)
         self.runner = runner
         self.interval = max(0.2, runner.settings.lease_seconds / 3.0)  # renewal period
         self.tick = max(0.05, min(self.interval, runner.settings.health_max_silence / 4.0))
-        self._ids: frozenset = frozenset()
+        self._batches: dict[object, frozenset] = {}
+        self._ids: frozenset = frozenset()  # the union of the batches' ids
         self._lock = threading.Lock()
         self._conn: psycopg.Connection | None = None
 
-    def track(self, ids) -> None:
+    def track(self, ids, key: object = None) -> None:
         with self._lock:
-            self._ids = frozenset(ids)
+            self._batches[key] = frozenset(ids)
+            self._ids = frozenset().union(*self._batches.values())
 
-    def untrack(self) -> None:
+    def untrack(self, key: object = None) -> None:
         with self._lock:
-            self._ids = frozenset()
+            self._batches.pop(key, None)
+            self._ids = frozenset().union(*self._batches.values())
 
     def run(self) -> None:
         r = self.runner

@@ -14,6 +14,11 @@ It knows nothing about Elasticsearch.  What it guarantees, whatever the sink:
   without an attempt, the loop backs off (capped) and is not ready until an iteration succeeds.
   Each kind of loop error is logged once per streak, with its reason, not once per iteration;
 - stop(): claim nothing more, finish the batch in flight, release what is left, state STOPPED (C13).
+
+Pipelining (OUTBOX_PIPELINE, on by default; pipeline.py): while one batch is at the sink, the next
+is claimed, its entities locked and its state read on a second connection.  Each batch is still
+one transaction holding its own entity locks until its acks commit, exactly as two workers would:
+every guarantee above holds per batch.  run_once() stays the one-batch-at-a-time step.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -36,7 +42,8 @@ from .retry import RetryPolicy, exception_reason
 from .store import FailedRow, OutboxEvent, OutboxStore
 from .lease_keeper import LeaseKeeper
 from .monitor import Monitor
-from .tracing import batch_span, claim_span, event_spans, loop_span
+from .pipeline import Pipeline
+from .tracing import BatchTrace, claim_span, loop_span
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +64,23 @@ WAIT_SLICE_SECONDS = 0.1  # how quickly an idle wait notices stop()
 class Sink(Protocol):
     projection: str
 
-    def process(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> list[Outcome]: ...
+    def prepare(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> object:
+        """The database part of a batch, in its transaction, before anything leaves the process."""
+
+    def complete(self, conn: psycopg.Connection, events: list[OutboxEvent], prepared: object) -> list[Outcome]:
+        """Deliver what prepare() built; one outcome per event (may run on another thread)."""
+
+
+@dataclass(eq=False)
+class Batch:
+    """A claimed batch whose transaction is open on `conn` (begin_batch -> finish_batch)."""
+
+    events: list[OutboxEvent]
+    conn: psycopg.Connection
+    trace: BatchTrace
+    tx: object = None  # the psycopg Transaction, entered by begin_batch
+    prepared: object = None
+    open: bool = True
 
 
 @dataclass
@@ -106,9 +129,11 @@ class Runner:
         self.hard_stop = threading.Event()  # stop waiting for anything (grace over, second signal)
         self.closed = threading.Event()     # side threads end
         self.conn: psycopg.Connection | None = None
+        self.spare: psycopg.Connection | None = None  # the pipeline's second batch connection
         self.listener: psycopg.Connection | None = None
         self.lease_keeper = LeaseKeeper(self)
         self.monitor = Monitor(self, es_probe)
+        self.pipeline = Pipeline(self) if getattr(settings, "pipeline", False) else None
         self._last_reclaim = 0.0
         self._db_down_since: float | None = None
         self._ever_connected = False
@@ -146,6 +171,8 @@ class Runner:
                 if released:
                     log.info("released rows held before the reconnect", extra={"rows": len(released)})
             self._ever_connected = True
+        if self.pipeline is not None and (self.spare is None or self.spare.closed):
+            self.spare = connect(s.database_url, autocommit=True, connect_timeout=s.db_ping_timeout * 5)
         if self._db_down_since is not None:
             log.info("database connection restored",
                      extra={"down_seconds": round(time.monotonic() - self._db_down_since, 3)})
@@ -155,13 +182,13 @@ class Runner:
             self.health.set_state(RUNNING, "")
 
     def _disconnect(self) -> None:
-        for conn in (self.conn, self.listener):
+        for conn in (self.conn, self.spare, self.listener):
             if conn is not None:
                 try:
                     conn.close()
                 except Exception:
                     pass
-        self.conn = self.listener = None
+        self.conn = self.spare = self.listener = None
 
     def open(self) -> None:
         """Connect without starting the loop (tests and drills stepping with run_once())."""
@@ -189,12 +216,16 @@ class Runner:
                 try:
                     with loop_span(self.projection, iteration):
                         self._connect()
-                        self._maybe_reclaim()
-                        report = self.run_once()
+                        if self.pipeline is not None:
+                            busy = self.pipeline.step()
+                        else:
+                            self._maybe_reclaim()
+                            report = self.run_once()
+                            busy = report.claimed >= s.batch_size or report.suspect
                     self._loop_ok()
                     backoff = RECONNECT_BASE_SECONDS
-                    if report.claimed >= s.batch_size or report.suspect:
-                        continue  # more is likely waiting; no need for a wake-up
+                    if busy:
+                        continue  # more is likely waiting, or a batch is in flight: no wake-up needed
                     self._wait_for_wakeup(s.poll_interval, deadline)
                 except DB_ERRORS as exc:
                     self._on_db_error(exc)
@@ -209,6 +240,8 @@ class Runner:
                     self._wait(backoff)
                     backoff = min(backoff * 2, RECONNECT_CAP_SECONDS)
         finally:
+            if self.pipeline is not None:
+                self.pipeline.close()  # finish the batch in flight first
             self._shutdown()
         return 0
 
@@ -263,13 +296,13 @@ class Runner:
             for _ in self.listener.notifies(timeout=min(WAIT_SLICE_SECONDS, remaining), stop_after=1):
                 return
 
-    def _maybe_reclaim(self) -> None:
+    def _maybe_reclaim(self, conn: psycopg.Connection | None = None) -> None:
         s = self.settings
         now = time.monotonic()
         if now - self._last_reclaim < s.reclaim_interval:
             return
         self._last_reclaim = now
-        result = self.store.reclaim_expired(self.conn, s.max_processing_seconds, s.max_reclaims)
+        result = self.store.reclaim_expired(conn or self.conn, s.max_processing_seconds, s.max_reclaims)
         if result.to_pending or result.to_failed:
             log.warning("reclaimed expired rows", extra={"to_pending": len(result.to_pending),
                                                          "to_failed": len(result.to_failed)})
@@ -280,15 +313,22 @@ class Runner:
 
     def run_once(self) -> BatchReport:
         """Claim one batch and process it.  Public for tests and drills that step the loop."""
-        s = self.settings
+        events = self.claim(self.conn)
+        if not events:
+            return BatchReport()
+        return self.run_claimed(events, self.conn)
+
+    def claim(self, conn: psycopg.Connection) -> list[OutboxEvent]:
         self.experiments.before_claim(lambda secs: self._wait(secs, self.hard_stop))
         with claim_span(self.projection):
             # A row reclaimed before may be the one that kills its worker: it goes alone.
-            events = self.store.claim_batch(self.conn, self.owner, 1, s.lease_seconds, suspects=True)
+            events = self.store.claim_batch(conn, self.owner, 1, self.settings.lease_seconds, suspects=True)
             if not events:
-                events = self.store.claim_batch(self.conn, self.owner, s.batch_size, s.lease_seconds)
-        if not events:
-            return BatchReport()
+                events = self.store.claim_batch(conn, self.owner, self.settings.batch_size, self.settings.lease_seconds)
+        return events
+
+    def run_claimed(self, events: list[OutboxEvent], conn: psycopg.Connection) -> BatchReport:
+        """Process claimed events to the end on `conn`, one batch at a time."""
         suspect = events[0].reclaim_count > 0
         self.lease_keeper.track(e.id for e in events)
         try:
@@ -296,39 +336,80 @@ class Runner:
                 self._wait(self.experiments.process_sleep_seconds, self.hard_stop)
             if self.hard_stop.is_set():
                 return BatchReport(claimed=len(events))  # released by _shutdown
-            report = self.process_events(events)
+            report = self.process_events(events, conn)
         finally:
             self.lease_keeper.untrack()
         report.suspect = suspect
         return report
 
-    def process_events(self, events: list[OutboxEvent]) -> BatchReport:
+    def process_events(self, events: list[OutboxEvent], conn: psycopg.Connection | None = None) -> BatchReport:
         """Run the sink over claimed events and settle every outcome in one transaction."""
-        report = self._process(events)
+        report = self._process(events, conn or self.conn)
         self._log_terminal(events, report)
         return report
 
-    def _process(self, events: list[OutboxEvent]) -> BatchReport:
-        batch_id = str(uuid.uuid4())
+    def _process(self, events: list[OutboxEvent], conn: psycopg.Connection) -> BatchReport:
         try:
-            with batch_span(self.projection, batch_id, len(events)), event_spans(self.projection, events):
-                with self.conn.transaction():
-                    for event in events:
-                        self.experiments.before_event(event)
-                    outcomes = self.sink.process(self.conn, events)
-                    report = self._settle(events, outcomes)
-        except DB_ERRORS:
-            raise
-        except psycopg.Error as exc:
-            if not isinstance(exc, ROW_DB_ERRORS):
-                raise  # the database's fault, not the rows': the loop backs off and releases them
-            return self._row_exception(events, exc)
+            report = self.finish_batch(self.begin_batch(events, conn))
         except Exception as exc:
-            return self._row_exception(events, exc)
+            return self.recover(events, conn, exc)
         self._count(events, report)
         return report
 
-    def _row_exception(self, events: list[OutboxEvent], exc: BaseException) -> BatchReport:
+    # -- one batch, in two halves (the pipeline runs them on two threads) ---------------------------
+    def begin_batch(self, events: list[OutboxEvent], conn: psycopg.Connection) -> Batch:
+        """Open the batch's transaction and run the sink's database part in it."""
+        batch = Batch(events, conn, BatchTrace(self.projection, str(uuid.uuid4()), events))
+        try:
+            batch.tx = conn.transaction()
+            batch.tx.__enter__()
+            for event in events:
+                self.experiments.before_event(event)
+            with batch.trace.active():
+                batch.prepared = self.sink.prepare(conn, events)
+        except BaseException as exc:
+            self.abort_batch(batch, exc)
+            raise
+        return batch
+
+    def finish_batch(self, batch: Batch) -> BatchReport:
+        """Deliver, settle and COMMIT; on any error roll back, end the spans failed, re-raise."""
+        try:
+            with batch.trace.active():
+                outcomes = self.sink.complete(batch.conn, batch.events, batch.prepared)
+                report = self._settle(batch.events, outcomes, batch.conn)
+        except BaseException as exc:
+            self.abort_batch(batch, exc)
+            raise
+        batch.open = False
+        try:
+            batch.tx.__exit__(None, None, None)  # COMMIT
+        except BaseException as exc:
+            batch.trace.end(exc)
+            raise
+        batch.trace.end()
+        return report
+
+    def abort_batch(self, batch: Batch, exc: BaseException) -> None:
+        """Roll back (if still open) and end the spans as failed; never raises."""
+        if not batch.open:
+            return
+        batch.open = False
+        if batch.tx is not None:
+            try:
+                batch.tx.__exit__(type(exc), exc, exc.__traceback__)
+            except Exception:  # a broken connection: the server rolls back without us
+                pass
+        batch.trace.end(exc)
+
+    def recover(self, events: list[OutboxEvent], conn: psycopg.Connection, exc: BaseException) -> BatchReport:
+        """A batch raised and rolled back.  The database's failures go up to the loop (it backs
+        off and releases the rows); a row's failure is found by re-running the rows one by one."""
+        if isinstance(exc, DB_ERRORS) or (isinstance(exc, psycopg.Error) and not isinstance(exc, ROW_DB_ERRORS)):
+            raise exc
+        return self._row_exception(events, conn, exc)
+
+    def _row_exception(self, events: list[OutboxEvent], conn: psycopg.Connection, exc: BaseException) -> BatchReport:
         """The sink raised for this batch: find the row that breaks it instead of failing or
         retrying all of them; a single row is settled by the exception's reason."""
         if len(events) > 1:
@@ -336,7 +417,7 @@ class Runner:
                         extra={"rows": len(events), "error": redact(str(exc))[:300]})
             total = BatchReport(claimed=len(events))
             for event in events:
-                total.merge(self._process([event]))
+                total.merge(self._process([event], conn))
             return total
         event = events[0]
         reason = exception_reason(exc)
@@ -344,12 +425,12 @@ class Runner:
         # failure gets its own WARNING line (_log_terminal), retries are summed up per batch.
         log.info("row failed with an exception", extra={"outbox_event_id": str(event.id), "reason": reason,
                                                          "error": redact(repr(exc))[:300]})
-        with self.conn.transaction():
-            report = self._settle(events, [Outcome.failure(event.id, reason, redact(repr(exc))[:2000])])
+        with conn.transaction():
+            report = self._settle(events, [Outcome.failure(event.id, reason, redact(repr(exc))[:2000])], conn)
         self._count(events, report)
         return report
 
-    def _settle(self, events: list[OutboxEvent], outcomes: list[Outcome]) -> BatchReport:
+    def _settle(self, events: list[OutboxEvent], outcomes: list[Outcome], conn: psycopg.Connection) -> BatchReport:
         by_id = {e.id: e for e in events}
         outcome_of = {o.event_id: o for o in outcomes}
         missing = [e.id for e in events if e.id not in outcome_of]
@@ -364,9 +445,9 @@ class Runner:
             row = FailedRow(event_id, outcome.reason, outcome.error or outcome.reason,
                             decision.delay_seconds if decision.retry else None)
             (retry_rows if decision.retry else fail_rows).append(row)
-        acked = self.store.ack_done(self.conn, self.owner, done_ids)
-        retried = self.store.schedule_retry(self.conn, self.owner, retry_rows)
-        failed = self.store.mark_failed(self.conn, self.owner, fail_rows)
+        acked = self.store.ack_done(conn, self.owner, done_ids)
+        retried = self.store.schedule_retry(conn, self.owner, retry_rows)
+        failed = self.store.mark_failed(conn, self.owner, fail_rows)
         lost = set(by_id) - acked - retried - failed
         return BatchReport(claimed=len(events), done=len(acked), retried=len(retried), failed=len(failed),
                            lost=len(lost), outcomes=outcome_of, acked=acked, retried_ids=retried,
@@ -375,18 +456,24 @@ class Runner:
     def _count(self, events: list[OutboxEvent], report: BatchReport) -> None:
         """Metrics after COMMIT only: a rolled-back settle counts nothing."""
         m = self.metrics
+        done: Counter = Counter()  # summed per label set first: one inc() per label set, not per row
+        noops: Counter = Counter()
         for event in events:
             outcome = report.outcomes.get(event.id)
             if outcome is None:
                 continue
             if event.id in report.acked:
-                m.count_done(event.op)
+                done[event.op] += 1
                 if outcome.noop_reason:
-                    m.count_noop(event.op, outcome.noop_reason)
+                    noops[(event.op, outcome.noop_reason)] += 1
             elif event.id in report.retried_ids:
                 m.count_failure(event.op, outcome.reason, terminal=False)
             elif event.id in report.failed_ids:
                 m.count_failure(event.op, outcome.reason, terminal=True)
+        for op, n in done.items():
+            m.count_done(op, n)
+        for (op, reason), n in noops.items():
+            m.count_noop(op, reason, n)
         if report.lost:
             m.count_owner_mismatch(report.lost)
             log.warning("lease lost before the ack; rows left to their new owner", extra={"rows": report.lost})

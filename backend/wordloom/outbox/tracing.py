@@ -11,7 +11,7 @@ outbox table is the queue (messaging.destination.name), the projection is the co
 from __future__ import annotations
 
 import traceback
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
@@ -45,49 +45,58 @@ def claim_span(projection: str):
         yield span
 
 
-@contextmanager
-def batch_span(projection: str, batch_id: str, size: int):
-    with _tracer.start_as_current_span("projection.process_batch", kind=SpanKind.CONSUMER, attributes={
-        "wordloom.projection": projection, "wordloom.claim_batch_id": batch_id,
-        "wordloom.batch_size": size, "wordloom.obs_schema": OBS_SCHEMA,
-        "messaging.batch.message_count": size,
-        **_messaging(projection, "process", "process_batch"),
-    }) as span:
-        yield span
+class BatchTrace:
+    """The spans of one batch: `projection.process_batch` and one `outbox.process` per event.
 
+    Started where the batch is claimed and ended where it commits, which with the worker's
+    pipeline (runner.py) is another thread: so no span here is made "current" through a context
+    token (a token cannot be detached in another thread); `active()` lends the batch span to the
+    thread that runs the delivery, for log correlation.  Each event's span continues the trace
+    stored on its row, or is a child of the batch span when the row carries none; the batch span
+    links to every stored context.  end(exc) marks every span failed, with the exception masked
+    as in the logs (span attributes leave the process: OTLP, span files)."""
 
-@contextmanager
-def event_spans(projection: str, events):
-    """One `outbox.process` span per event, each a child of the trace stored on its row (or of the
-    batch span when the row carries none).  The active batch span gets a link to each row's stored
-    context.  An exception escaping the batch marks every event span as failed."""
-    batch = trace.get_current_span()
-    spans = []
-    with ExitStack() as stack:
+    def __init__(self, projection: str, batch_id: str, events):
+        self.batch = _tracer.start_span("projection.process_batch", kind=SpanKind.CONSUMER, attributes={
+            "wordloom.projection": projection, "wordloom.claim_batch_id": batch_id,
+            "wordloom.batch_size": len(events), "wordloom.obs_schema": OBS_SCHEMA,
+            "messaging.batch.message_count": len(events),
+            **_messaging(projection, "process", "process_batch"),
+        })
+        self.events = []
+        recording = self.batch.is_recording()
+        # Each event span is sampled on its own (parent-based): a row from a sampled API trace
+        # keeps its span even when the worker's own root ratio drops the batch span.
+        inside_batch = trace.set_span_in_context(self.batch)
+        common = {"wordloom.obs_schema": OBS_SCHEMA, "wordloom.projection": projection,
+                  **_messaging(projection, "process", "process")}
         for event in events:
-            attributes = {"wordloom.outbox_event_id": str(event.id), "wordloom.obs_schema": OBS_SCHEMA,
-                          "wordloom.projection": projection, "wordloom.entity.type": event.entity_type,
-                          "wordloom.entity.id": str(event.entity_id), "wordloom.op": event.op,
-                          "messaging.message.id": str(event.id),
-                          **_messaging(projection, "process", "process")}
+            event_id = str(event.id)
             parent = context_from_headers(event.traceparent, event.tracestate)
-            if parent is not None and batch.is_recording():
-                batch.add_link(trace.get_current_span(parent).get_span_context(),
-                               {"wordloom.outbox_event_id": str(event.id)})
-            span = _tracer.start_span("outbox.process", kind=SpanKind.CONSUMER, attributes=attributes,
-                                      context=parent)
-            spans.append(span)
-            stack.callback(span.end)
-        try:
-            yield
-        except BaseException as exc:
-            # Span attributes leave the process (OTLP, span files): the same masking as logs.
+            if parent is not None and recording:
+                self.batch.add_link(trace.get_current_span(parent).get_span_context(),
+                                    {"wordloom.outbox_event_id": event_id})
+            self.events.append(_tracer.start_span("outbox.process", kind=SpanKind.CONSUMER, attributes={
+                "wordloom.outbox_event_id": event_id, "wordloom.entity.type": event.entity_type,
+                "wordloom.entity.id": str(event.entity_id), "wordloom.op": event.op,
+                "messaging.message.id": event_id, **common,
+            }, context=parent or inside_batch))
+
+    def active(self):
+        """Make the batch span current in this thread while the block runs (does not end it)."""
+        return trace.use_span(self.batch, end_on_exit=False)
+
+    def end(self, exc: BaseException | None = None) -> None:
+        if exc is not None:
             masked = {"exception.message": redact(str(exc)),
                       "exception.stacktrace": redact("".join(traceback.format_exception(exc)))}
-            for span in spans:
+            status = Status(StatusCode.ERROR, type(exc).__name__)
+            for span in (*self.events, self.batch):
                 span.record_exception(exc, attributes=masked)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-            raise
+                span.set_status(status)
+        for span in self.events:
+            span.end()
+        self.batch.end()
 
 
 @contextmanager

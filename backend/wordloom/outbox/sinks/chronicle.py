@@ -27,7 +27,11 @@ class ChronicleSink:
     def __init__(self, projection_version: int = 1):
         self.projection_version = projection_version
 
-    def process(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> list[Outcome]:
+    def prepare(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> None:
+        """Nothing to read ahead: the whole batch is one statement (complete)."""
+        return None
+
+    def complete(self, conn: psycopg.Connection, events: list[OutboxEvent], prepared: None = None) -> list[Outcome]:
         outcomes: list[Outcome] = []
         valid = []
         for event in events:
@@ -44,3 +48,6 @@ class ChronicleSink:
             # "unchanged": already identical, or a newer projection_version owns the entry.
             outcomes.append(Outcome.done(event.id, noop_reason=_NOOP_REASON[result[event.entity_id]]))
         return outcomes
+
+    def process(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> list[Outcome]:
+        return self.complete(conn, events, self.prepare(conn, events))

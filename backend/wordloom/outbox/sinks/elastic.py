@@ -25,7 +25,8 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import psycopg
@@ -43,6 +44,10 @@ from ..store import OutboxEvent
 log = logging.getLogger(__name__)
 
 
+_json_str = json.JSONEncoder().encode  # a str -> its JSON literal (quotes, escapes)
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 @dataclass
 class BulkAction:
     """One Elasticsearch write for one entity; `encoded` is exactly what goes on the wire."""
@@ -57,12 +62,13 @@ class BulkAction:
     @classmethod
     def build(cls, index: str, op: str, doc_id: str, version: int, entity_key, body: dict | None = None) -> "BulkAction":
         action = "index" if op == "upsert" else "delete"
-        meta = {action: {"_index": index, "_id": doc_id, "version": int(version), "version_type": "external"}}
-        lines = [json.dumps(meta, separators=(",", ":"))]
+        # The metadata line by format (names are fixed, values JSON-escaped): a dict through
+        # json.dumps costs as much again per event as the document itself.
+        meta = (f'{{"{action}":{{"_index":{_json_str(index)},"_id":{_json_str(doc_id)},'
+                f'"version":{int(version)},"version_type":"external"}}}}\n')
         if body is not None:
-            lines.append(json.dumps(body, ensure_ascii=False, separators=(",", ":")))
-        encoded = ("\n".join(lines) + "\n").encode("utf-8")
-        return cls(op, doc_id, int(version), encoded, entity_key, body)
+            meta += _DUMPS(body) + "\n"
+        return cls(op, doc_id, int(version), meta.encode("utf-8"), entity_key, body)
 
 
 def chunk_by_bytes(actions: Sequence[BulkAction], max_bytes: int) -> list[list[BulkAction]]:
@@ -127,6 +133,15 @@ def _item_error(item: dict) -> str:
     return f"{item.get('status')} {error or ''}".strip()[:2000]
 
 
+@dataclass
+class PreparedBatch:
+    """What prepare() read and built under the entity locks, for complete() to send."""
+
+    outcomes: list[Outcome] = field(default_factory=list)  # rows settled without Elasticsearch
+    by_entity: dict[tuple[str, uuid.UUID], list[OutboxEvent]] = field(default_factory=dict)
+    actions: list[BulkAction] = field(default_factory=list)
+
+
 class ElasticSink:
     projection = "search"
 
@@ -146,17 +161,20 @@ class ElasticSink:
         self._index_ready = False
 
     # -- the batch ------------------------------------------------------------------------------
-    def process(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-        by_entity: dict[tuple[str, uuid.UUID], list[OutboxEvent]] = {}
+    # Two halves, so the runner can pipeline: prepare() is the database part (entity locks, current
+    # state, the encoded actions) and runs while the previous batch is still at Elasticsearch;
+    # complete() sends the actions and classifies the answers.  Both run in the batch's transaction,
+    # whose locks are held until the acks commit.
+    def prepare(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> PreparedBatch:
+        prepared = PreparedBatch()
         for event in events:
             if event.op not in ("upsert", "delete"):
-                outcomes.append(Outcome.failure(event.id, "unknown_op", f"unknown op {event.op!r}"))
+                prepared.outcomes.append(Outcome.failure(event.id, "unknown_op", f"unknown op {event.op!r}"))
                 continue
-            by_entity.setdefault(event.entity_key, []).append(event)
-        if not by_entity:
-            return outcomes
-        keys = sorted(by_entity, key=lambda k: (k[0], str(k[1])))
+            prepared.by_entity.setdefault(event.entity_key, []).append(event)
+        if not prepared.by_entity:
+            return prepared
+        keys = sorted(prepared.by_entity, key=lambda k: (k[0], str(k[1])))
         params = {"entity_types": [k[0] for k in keys], "entity_ids": [k[1] for k in keys]}
         conn.execute(query("outbox_search_lock_entities"), params)
         with conn.cursor(row_factory=dict_row) as cur:
@@ -164,22 +182,33 @@ class ElasticSink:
             states = {(r["entity_type"], r["entity_id"]): r for r in cur.fetchall()}
         if self.after_state_read:
             self.after_state_read(events)
+        prepared.actions = [self._action_for(key, states[key], prepared.by_entity[key]) for key in keys]
+        return prepared
 
-        actions = [self._action_for(key, states[key], by_entity[key]) for key in keys]
-        answers = self._deliver(actions)
-        for action in actions:
+    def complete(self, conn: psycopg.Connection, events: list[OutboxEvent], prepared: PreparedBatch) -> list[Outcome]:
+        outcomes = list(prepared.outcomes)
+        if not prepared.actions:
+            return outcomes
+        answers = self._deliver(prepared.actions)
+        counts: Counter = Counter()
+        for action in prepared.actions:
             item = answers[action.entity_key]
             if item.get("request_reason"):
                 failure, noop = item["request_reason"], None
             else:
                 failure, noop = classify_item(action.op, int(item.get("status") or 0))
-            self._count_item(action.op, failure, noop)
-            for event in by_entity[action.entity_key]:
+            counts[(action.op, failure, noop)] += 1
+            for event in prepared.by_entity[action.entity_key]:
                 if failure:
                     outcomes.append(Outcome.failure(event.id, failure, _item_error(item)))
                 else:
                     outcomes.append(Outcome.done(event.id, noop_reason=noop))
+        for (op, failure, noop), n in counts.items():
+            self._count_items(op, failure, noop, n)
         return outcomes
+
+    def process(self, conn: psycopg.Connection, events: list[OutboxEvent]) -> list[Outcome]:
+        return self.complete(conn, events, self.prepare(conn, events))
 
     def _action_for(self, key, state: dict, events: list[OutboxEvent]) -> BulkAction:
         doc_id = document_id(*key)
@@ -276,10 +305,10 @@ class ElasticSink:
         for action, item in zip(to_send, items):
             answers[action.entity_key] = next(iter(item.values()))
 
-    def _count_item(self, op: str, failure: str | None, noop: str | None) -> None:
+    def _count_items(self, op: str, failure: str | None, noop: str | None, n: int) -> None:
         if failure:
             result = "failed"
-            self.metrics.bulk_item_failures.labels(projection=self.projection, op=op, failure_class=failure).inc()
+            self.metrics.bulk_item_failures.labels(projection=self.projection, op=op, failure_class=failure).inc(n)
         else:
             result = "noop" if noop else "ok"
-        self.metrics.bulk_items.labels(projection=self.projection, op=op, result=result).inc()
+        self.metrics.bulk_items.labels(projection=self.projection, op=op, result=result).inc(n)
