@@ -136,6 +136,7 @@ def bulk_load(es: Elasticsearch, conn: psycopg.Connection, index: str, batch_siz
     with Progress(f"load {index}", total) as progress, conn.cursor(row_factory=dict_row) as cur, \
             ThreadPoolExecutor(1, thread_name_prefix="rebuild-bulk") as sender:
         in_flight: Future | None = None
+        sent = 0  # rows of the bulk in flight
         while True:
             rows = cur.execute(query("rebuild_es_index_page"), {"after": after, "limit": batch_size}).fetchall()
             if in_flight is not None:
