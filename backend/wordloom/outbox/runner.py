@@ -162,7 +162,7 @@ class Runner:
             # LISTEN before the first claim, so a row committed in between still wakes us.
             self.listener.execute(f"LISTEN {CHANNELS[self.projection]}")
         if self.conn is None or self.conn.closed:
-            self.conn = connect(s.database_url, autocommit=True, connect_timeout=s.db_ping_timeout * 5)
+            self.conn = self._batch_connection()
             if self._ever_connected:
                 # Rows of the batch the outage interrupted: the database failed, not the rows, so
                 # they go back without an attempt.  (Never on first connect: a restarted worker
@@ -172,7 +172,7 @@ class Runner:
                     log.info("released rows held before the reconnect", extra={"rows": len(released)})
             self._ever_connected = True
         if self.pipeline is not None and (self.spare is None or self.spare.closed):
-            self.spare = connect(s.database_url, autocommit=True, connect_timeout=s.db_ping_timeout * 5)
+            self.spare = self._batch_connection()
         if self._db_down_since is not None:
             log.info("database connection restored",
                      extra={"down_seconds": round(time.monotonic() - self._db_down_since, 3)})
@@ -180,6 +180,16 @@ class Runner:
         self.health.set_db(True)
         if not self.stopping.is_set() and self._loop_error is None:
             self.health.set_state(RUNNING, "")
+
+    def _batch_connection(self) -> psycopg.Connection:
+        conn = connect(self.settings.database_url, autocommit=True, connect_timeout=self.settings.db_ping_timeout * 5)
+        # Claims, acks and the chronicle entries need not wait for their WAL flush: what a server
+        # crash can lose of them is the last few hundred milliseconds of this worker's own
+        # transactions, whole (an entry with its ack), and those rows come back to a worker by
+        # their lease and are delivered again, which state transfer and the idempotent upsert
+        # make harmless.  The source writes (API, tools) keep full durability.  +8 % events/s.
+        conn.execute("SET synchronous_commit = off")
+        return conn
 
     def _disconnect(self) -> None:
         for conn in (self.conn, self.spare, self.listener):
