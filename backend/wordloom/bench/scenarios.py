@@ -442,64 +442,43 @@ def rebuild_vs_bulk(stack: BenchStack, n: int, doc_bytes: int, repeat: int) -> d
 # ------------------------------------------------------------------------------ 2. latency
 @dataclass
 class Write:
+    block_id: uuid.UUID
     doc_id: str
     version: int
     intended: float
-    committed: float = 0.0
-    acked: float = 0.0
+    committed: float = 0.0       # monotonic, when COMMIT returned to the writer
+    committed_wall: float = 0.0  # the same moment on the wall clock (compared with processed_at)
 
 
-class AckPoller(threading.Thread):
-    """Realtime mget of every outstanding document, in a loop; a document is acknowledged the
-    first time Elasticsearch returns it with event_version >= the version the writer committed.
-    Resolution = one mget round trip (reported)."""
+def _acks_by_version(conn: psycopg.Connection) -> dict[tuple[uuid.UUID, int], float]:
+    """(block id, event_version) -> processed_at (epoch seconds) of each done search outbox row:
+    the worker's ack, written right after Elasticsearch answered the _bulk that carried it."""
+    rows = conn.execute(f"SELECT entity_id, event_version, extract(epoch FROM processed_at)::float8"
+                        f" FROM {SEARCH_TABLE} WHERE entity_type = 'block' AND status = 'done'").fetchall()
+    return {(r[0], int(r[1])): r[2] for r in rows}
 
-    def __init__(self, es: Elasticsearch, index: str):
-        super().__init__(daemon=True, name="ack-poller")
-        self.es, self.index = es, index
-        self.pending: dict[str, list[Write]] = {}
-        self.lock = threading.Lock()
-        self.stop_event = threading.Event()
-        self.rounds: list[float] = []
 
-    def add(self, w: Write) -> None:
-        with self.lock:
-            self.pending.setdefault(w.doc_id, []).append(w)
-
-    def outstanding(self) -> int:
-        with self.lock:
-            return sum(len(v) for v in self.pending.values())
-
-    def run(self) -> None:
-        while not self.stop_event.is_set():
-            with self.lock:
-                ids = list(self.pending)[:1000]
-            if not ids:
-                time.sleep(0.001)
-                continue
-            t0 = time.monotonic()
-            docs = self.es.mget(index=self.index, ids=ids, realtime=True, source_includes=["event_version"])["docs"]
-            now = time.monotonic()
-            self.rounds.append(now - t0)
-            with self.lock:
-                for doc in docs:
-                    if not doc.get("found"):
-                        continue
-                    version = int(doc["_source"]["event_version"])
-                    waiting = self.pending.get(doc["_id"], [])
-                    for w in [w for w in waiting if w.version <= version]:
-                        w.acked = now
-                        waiting.remove(w)
-                    if not waiting:
-                        self.pending.pop(doc["_id"], None)
-            time.sleep(0.001)  # leave the CPU to the worker between rounds
+def _check_documents(es: Elasticsearch, index: str, writes: list[Write]) -> None:
+    """Every written block is in the index at (at least) its last committed version."""
+    newest: dict[str, int] = {}
+    for w in writes:
+        newest[w.doc_id] = max(newest.get(w.doc_id, 0), w.version)
+    ids = sorted(newest)
+    for start in range(0, len(ids), 1000):
+        docs = es.mget(index=index, ids=ids[start:start + 1000], realtime=True,
+                       source_includes=["event_version"])["docs"]
+        for doc in docs:
+            if not doc.get("found") or int(doc["_source"]["event_version"]) < newest[doc["_id"]]:
+                raise BenchError(f"document {doc['_id']} is missing or older than its last write")
 
 
 def latency_at_rates(stack: BenchStack, rates: list[int], seconds: float, blocks: int = 2000,
                      writers: int = 8) -> dict:
     """Open-loop writes through the domain write path (update_block: the same function the API's
     PATCH /blocks/{id} calls, one transaction with search_index + both outboxes + chronicle),
-    one search worker subprocess with product defaults, ack by realtime GET polling."""
+    one search worker subprocess with product defaults.  Ack = the processed_at the worker writes
+    right after Elasticsearch answered the _bulk (no polling load on the search server during the
+    run); afterwards every document is checked in the index at its last version."""
     from .. import domain
 
     db_url = stack.new_database("lat")
@@ -537,7 +516,6 @@ def _open_loop(db_url, es, index, block_ids, versions, target_rate, seconds, wri
     from .. import domain
     from ..search.index import document_id
 
-    poller = AckPoller(es, index)
     jobs: queue.Queue = queue.Queue()
     writes: list[Write] = []
     errors: list[str] = []
@@ -554,8 +532,7 @@ def _open_loop(db_url, es, index, block_ids, versions, target_rate, seconds, wri
                 block_id, w = job
                 try:
                     domain.update_block(conn, block_id, content=f"write {w.version} at {w.intended:.6f} " * 8)
-                    w.committed = time.monotonic()
-                    poller.add(w)
+                    w.committed, w.committed_wall = time.monotonic(), time.time()
                 except Exception as exc:  # a failed write is a broken run
                     errors.append(repr(exc)[:300])
                 finally:
@@ -565,7 +542,6 @@ def _open_loop(db_url, es, index, block_ids, versions, target_rate, seconds, wri
     threads = [threading.Thread(target=writer, daemon=True) for _ in range(writers)]
     for t in threads:
         t.start()
-    poller.start()
     total = int(target_rate * seconds)
     started = time.monotonic()
     cursor = 0
@@ -587,7 +563,7 @@ def _open_loop(db_url, es, index, block_ids, versions, target_rate, seconds, wri
             saturated += 1
             continue
         versions[block_id] += 1
-        w = Write(document_id("block", block_id), versions[block_id], due)
+        w = Write(block_id, document_id("block", block_id), versions[block_id], due)
         writes.append(w)
         jobs.put((block_id, w))
     issued_s = time.monotonic() - started
@@ -596,24 +572,26 @@ def _open_loop(db_url, es, index, block_ids, versions, target_rate, seconds, wri
     for t in threads:
         t.join()
     committed_s = time.monotonic() - started
-    deadline = time.monotonic() + 60
-    while poller.outstanding() and time.monotonic() < deadline:
-        if worker.proc.poll() is not None:
-            raise BenchError(f"search worker died during the latency run; log {worker.log_path}")
-        time.sleep(0.05)
-    poller.stop_event.set()
-    poller.join(5)
     if errors:
         raise BenchError(f"{len(errors)} writes failed, first: {errors[0]}")
-    missing = [w for w in writes if not w.acked]
-    if missing:
-        raise BenchError(f"{len(missing)} of {len(writes)} writes never reached Elasticsearch within 60 s")
-    lat = [(w.acked - w.committed) * 1000 for w in writes]
+    deadline = time.monotonic() + 60
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while True:
+            acks = _acks_by_version(conn)
+            missing = [w for w in writes if (w.block_id, w.version) not in acks]
+            if not missing:
+                break
+            if worker.proc.poll() is not None:
+                raise BenchError(f"search worker died during the latency run; log {worker.log_path}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"{len(missing)} of {len(writes)} writes were not delivered within 60 s")
+            time.sleep(0.2)
+    _check_documents(es, index, writes)
+    lat = [(acks[(w.block_id, w.version)] - w.committed_wall) * 1000 for w in writes]
     sched = [(w.committed - w.intended) * 1000 for w in writes]
     out = {f"latency_{k}_ms": v for k, v in latency_summary(lat).items() if k != "n"}
     out.update({"writes": len(writes), "target_rate": target_rate,
                 "achieved_rate": rate(len(writes), committed_s), "issue_seconds": issued_s,
                 "skipped_saturated": saturated,
-                "commit_delay_p99_ms": latency_summary(sched)["p99"],
-                "poll_round_p50_ms": latency_summary([x * 1000 for x in poller.rounds])["p50"]})
+                "commit_delay_p99_ms": latency_summary(sched)["p99"]})
     return out

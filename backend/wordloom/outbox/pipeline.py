@@ -7,6 +7,10 @@ server idles while the other works.  Here batch N+1's database part runs on this
 second connection while batch N's delivery runs on the delivery thread, so both servers (and the
 two cores of a small machine) are busy at once.
 
+It reads ahead only while there is a backlog (the last claim came back full).  Under a trickle of
+writes it waits for the batch in flight before claiming again, like the one-batch loop, so events
+that arrive meanwhile share one batch: reading ahead there would only make more, smaller batches.
+
 Why this keeps every guarantee of the one-batch loop:
 - each batch is still one transaction that holds its entities' advisory locks until its acks
   commit; two batches in flight behave exactly like two workers, which the claim (SKIP LOCKED),
@@ -40,6 +44,7 @@ class Pipeline:
     def __init__(self, runner: "Runner"):
         self.runner = runner
         self.in_flight: tuple["Batch", Future] | None = None
+        self._backlog = False  # the last claim came back full: read ahead while one is in flight
         self._pool: ThreadPoolExecutor | None = None
 
     def _submit(self, batch: "Batch") -> None:
@@ -58,11 +63,18 @@ class Pipeline:
         """Claim and begin the next batch, then hand it to the delivery thread once the batch in
         flight is done.  True when the loop should go on at once (something was claimed)."""
         r = self.runner
-        conn = self._free_conn()
         batch: "Batch | None" = None
         try:
+            if not self._backlog:
+                # The last claim took what there was: no backlog to read ahead of.  Let the batch
+                # in flight finish first, so the next claim gathers what arrived meanwhile into
+                # one batch instead of many tiny ones (each costs its round trips and spans: at a
+                # steady trickle that CPU is what the latency of every event waits for).
+                self.drain()
+            conn = self._free_conn()
             r._maybe_reclaim(conn)
             events = r.claim(conn) if not r.stopping.is_set() else []
+            self._backlog = len(events) >= r.settings.batch_size
             if not events:
                 self.drain()
                 return False
