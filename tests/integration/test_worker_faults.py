@@ -174,3 +174,24 @@ def test_old_defect_an_ack_after_a_lost_lease_counts_as_owner_mismatch_not_proce
     rows = outbox_rows(conn, "chronicle")
     assert {(r["status"], r["owner"]) for r in rows.values()} == {("done", b.owner)}
     assert {r[0] for r in conn.execute("SELECT id FROM chronicle_entries")} == set(ids)
+
+
+def test_a_renewal_that_meets_rows_this_worker_already_settled_reports_no_lost_lease(db_url, conn):
+    """The lease keeper renews every batch in flight; a renewal can run into a batch's ack (it
+    waits on the ack's row locks and finds the rows done before the batch is untracked).  Rows this
+    worker settled are not lost; rows another worker now holds are."""
+    _, book = make_book(conn)
+    for i in range(4):
+        add_chronicle_event(conn, book, f"e{i}")
+    runner = build_runner(settings_for("chronicle", db_url, OUTBOX_LEASE_SECONDS="30"))
+    store = runner.store
+    try:
+        events = store.claim_batch(conn, runner.owner, 4, 30)
+        ids = [e.id for e in events]
+        runner.lease_keeper.track(ids)
+        assert runner.lease_keeper.renew(frozenset(ids)) == set()  # all ours, all renewed
+        store.ack_done(conn, runner.owner, ids[:2])                 # the batch settled two of them
+        conn.execute("UPDATE chronicle_outbox_events SET owner = 'someone-else' WHERE id = %s", (ids[2],))
+        assert runner.lease_keeper.renew(frozenset(ids)) == {ids[2]}
+    finally:
+        runner.lease_keeper._close()

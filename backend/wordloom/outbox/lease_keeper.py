@@ -61,18 +61,31 @@ class LeaseKeeper(threading.Thread):
                 continue
             next_renewal = time.monotonic() + self.interval
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = connect(r.settings.database_url, autocommit=True, connect_timeout=2)
-                renewed = r.store.renew_lease(self._conn, r.owner, list(ids), r.settings.lease_seconds)
+                lost = self.renew(ids)
             except Exception as exc:  # never let the keeper die: the next tick tries again
                 log.warning("lease renewal failed", extra={"error": redact(str(exc).strip()[:300])})
                 self._close()
                 continue
-            with self._lock:
-                lost = (self._ids & ids) - renewed
             if lost:
                 log.warning("lease lost for rows in flight", extra={"rows": len(lost)})
         self._close()
+
+    def renew(self, ids) -> set:
+        """Renew the leases of `ids`; returns the rows still tracked that are no longer ours."""
+        r = self.runner
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(r.settings.database_url, autocommit=True, connect_timeout=2)
+        renewed = r.store.renew_lease(self._conn, r.owner, list(ids), r.settings.lease_seconds)
+        with self._lock:
+            missing = (self._ids & ids) - renewed
+        if missing:
+            # A renewal that ran into a batch's ack waits for its row locks and then finds the rows
+            # settled: the batch simply finished first (it is untracked a moment later).  Only rows
+            # that someone else holds, or that went back to the queue, are lost.
+            missing -= r.store.settled_by(self._conn, r.owner, list(missing))
+            with self._lock:
+                missing &= self._ids
+        return missing
 
     def _close(self) -> None:
         close_quietly(self._conn)

@@ -87,6 +87,7 @@ class Pipeline:
                 r._wait(r.experiments.process_sleep_seconds, r.hard_stop)
             if r.hard_stop.is_set():
                 self.drain()
+                r.lease_keeper.untrack(conn)
                 return False  # the rows are released by the runner's shutdown
             try:
                 batch = r.begin_batch(events, conn)
@@ -101,8 +102,9 @@ class Pipeline:
         except BaseException as exc:
             if batch is not None and (self.in_flight is None or self.in_flight[0] is not batch):
                 r.abort_batch(batch, exc)
-                r.lease_keeper.untrack(batch.conn)
             self.quiesce()
+            for key in (r.conn, r.spare):  # nothing of ours is in flight any more
+                r.lease_keeper.untrack(key)
             raise
 
     # -- the batch in flight ----------------------------------------------------------------------------

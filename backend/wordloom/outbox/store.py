@@ -111,6 +111,12 @@ class OutboxStore:
         return self._returned_ids(conn, "outbox_renew_lease",
                                   {"owner": owner, "ids": _ids(ids), "lease_seconds": float(lease_seconds)})
 
+    def settled_by(self, conn: psycopg.Connection, owner: str, ids: Sequence) -> set[uuid.UUID]:
+        """Those of `ids` this owner has already settled as done or failed."""
+        if not ids:
+            return set()
+        return self._returned_ids(conn, "outbox_settled_by", {"owner": owner, "ids": _ids(ids)})
+
     def ack_done(self, conn: psycopg.Connection, owner: str, ids: Sequence) -> set[uuid.UUID]:
         if not ids:
             return set()

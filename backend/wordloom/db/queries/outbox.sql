@@ -62,6 +62,12 @@ WHERE id = ANY(%(ids)s::uuid[]) AND owner = %(owner)s AND status = 'processing'
   AND lease_until > clock_timestamp()
 RETURNING id;
 
+-- name: outbox_settled_by
+-- Rows the owner already settled (done or failed keep their owner).  The lease keeper asks when a
+-- renewal missed rows, to tell "the batch finished first" from "the lease was lost".
+SELECT id FROM {outbox}
+WHERE id = ANY(%(ids)s::uuid[]) AND owner = %(owner)s AND status IN ('done', 'failed');
+
 -- name: outbox_ack_done
 -- The owner stays on a done row: it says which worker delivered it.
 UPDATE {outbox}
