@@ -140,6 +140,29 @@ def test_an_exception_marks_every_event_span_failed_and_is_masked(worker_tracer)
     assert process[0].attributes["messaging.destination.name"] == "chronicle_outbox_events"
 
 
+def test_event_spans_are_written_finished_and_sampled_like_start_span(monkeypatch):
+    """Event spans skip start_span (observability/finished_spans.py) but not the sampler: with a
+    root ratio of 0 only the row from a sampled API trace keeps its span, as start_span decides."""
+    provider, exporter = provider_for(RATIO_ZERO)
+    tracer = provider.get_tracer("wordloom.outbox")
+    monkeypatch.setattr(outbox_tracing, "_tracer", tracer)
+    assert outbox_tracing.writer_for(tracer, "wordloom.outbox") is not None  # the fast path is the one taken
+    sampled_trace = uuid.uuid4().hex
+    events = [FakeEvent(uuid.uuid4(), "block", uuid.uuid4(), "upsert", f"00-{sampled_trace}-{'2' * 16}-01", "k=v"),
+              FakeEvent(uuid.uuid4(), "block", uuid.uuid4(), "upsert", f"00-{uuid.uuid4().hex}-{'3' * 16}-00"),
+              FakeEvent(uuid.uuid4(), "book", uuid.uuid4(), "delete", None)]
+    started = time.time_ns()
+    outbox_tracing.BatchTrace("search", "b", events).end()
+    spans = exporter.get_finished_spans()
+    assert [s.name for s in spans] == ["outbox.process"]  # batch root and its child dropped at ratio 0
+    (span,) = spans
+    assert span.attributes["wordloom.outbox_event_id"] == str(events[0].id)
+    assert format(span.context.trace_id, "032x") == sampled_trace and span.parent.span_id == int("2" * 16, 16)
+    assert span.context.trace_state.get("k") == "v" and span.context.trace_flags.sampled
+    assert started <= span.start_time <= span.end_time <= time.time_ns()
+
+
+
 # -- a collector that never answers ---------------------------------------------------------------
 class Blackhole:
     """Accepts TCP connections and never answers (a hung collector)."""
