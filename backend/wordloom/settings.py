@@ -168,6 +168,10 @@ class WorkerSettings:
     # OUTBOX_PIPELINE (default on): claim and read the next batch while the current one is at the
     # sink (outbox/pipeline.py); 0 processes one batch at a time, start to end.
     pipeline: bool = True
+    # OUTBOX_DELIVER_IN_CLAIM (default on): a sink in the outbox's own database (the chronicle)
+    # claims, delivers and settles each batch in one statement (runner.run_in_claim); 0 gives it
+    # the durable claim + lease + ack like the search worker.
+    deliver_in_claim: bool = True
 
     @property
     def service_name(self) -> str:
@@ -229,6 +233,7 @@ def worker_settings(projection: str, environ: Mapping[str, str] | None = None) -
         experiments=experiments,
         db_wait_log_seconds=env.float("OUTBOX_DB_WAIT_LOG_SECONDS", 10.0, minimum=0.1),
         pipeline=env.bool("OUTBOX_PIPELINE", True),
+        deliver_in_claim=env.bool("OUTBOX_DELIVER_IN_CLAIM", True),
     )
 
 

@@ -19,6 +19,11 @@ Pipelining (OUTBOX_PIPELINE, on by default; pipeline.py): while one batch is at 
 is claimed, its entities locked and its state read on a second connection.  Each batch is still
 one transaction holding its own entity locks until its acks commit, exactly as two workers would:
 every guarantee above holds per batch.  run_once() stays the one-batch-at-a-time step.
+
+Delivery inside the claim (OUTBOX_DELIVER_IN_CLAIM, on by default; run_in_claim): a sink in the
+outbox's own database (the chronicle) claims, delivers and settles a batch in one statement, so
+no lease is needed and each row is written once.  Suspects and any batch whose statement failed
+still take the durable claim above, so C12 and the one-row-at-a-time recovery hold.
 """
 from __future__ import annotations
 
@@ -133,7 +138,11 @@ class Runner:
         self.listener: psycopg.Connection | None = None
         self.lease_keeper = LeaseKeeper(self)
         self.monitor = Monitor(self, es_probe)
-        self.pipeline = Pipeline(self) if getattr(settings, "pipeline", False) else None
+        # A sink in the outbox's own database delivers inside its claim (run_in_claim); fault
+        # experiments need the durable claim's per-event hooks, so they turn that off.
+        self.in_claim = (getattr(settings, "deliver_in_claim", False) and hasattr(sink, "deliver_in_claim")
+                         and not self.experiments.active)
+        self.pipeline = Pipeline(self) if getattr(settings, "pipeline", False) and not self.in_claim else None
         self._last_reclaim = 0.0
         self._db_down_since: float | None = None
         self._ever_connected = False
@@ -226,7 +235,11 @@ class Runner:
                 try:
                     with loop_span(self.projection, iteration):
                         self._connect()
-                        if self.pipeline is not None:
+                        if self.in_claim:
+                            self._maybe_reclaim()
+                            report = self.run_in_claim()
+                            busy = report.claimed >= s.batch_size or report.suspect
+                        elif self.pipeline is not None:
                             busy = self.pipeline.step()
                         else:
                             self._maybe_reclaim()
@@ -327,6 +340,41 @@ class Runner:
         if not events:
             return BatchReport()
         return self.run_claimed(events, self.conn)
+
+    def run_in_claim(self) -> BatchReport:
+        """One loop step for a sink in the outbox's own database (sinks/chronicle.py): claim,
+        deliver and settle a batch in one statement, so no lease is held and each row is written
+        once.  A suspect (a row reclaimed before) still gets the durable claim, alone (C12).  A
+        statement that fails has changed nothing, and its rows take the ordinary path, which
+        finds the row at fault; the database's own failures go up to the loop as usual."""
+        conn = self.conn
+        suspects = self.store.claim_batch(conn, self.owner, 1, self.settings.lease_seconds, suspects=True)
+        if suspects:
+            return self.run_claimed(suspects, conn)
+        started_ns = time.time_ns()
+        try:
+            with claim_span(self.projection):
+                delivered = self.sink.deliver_in_claim(conn, self.owner, self.settings.batch_size)
+        except DB_ERRORS:
+            raise
+        except psycopg.Error as exc:
+            log.info("one-statement batch failed; its rows take the ordinary path",
+                     extra={"error": redact(str(exc))[:300], "sqlstate": exc.sqlstate})
+            return self.run_once()
+        if not delivered:
+            return BatchReport()
+        events = [event for event, _, _ in delivered]
+        BatchTrace(self.projection, str(uuid.uuid4()), events, started_ns=started_ns).end()
+        settled = {event.id for event, _, ok in delivered if ok}
+        outcomes = {event.id: outcome for event, outcome, _ in delivered}
+        acked = {i for i in settled if outcomes[i].delivered}
+        failed = settled - acked
+        lost = set(outcomes) - settled  # cannot happen while the statement holds the row locks
+        report = BatchReport(claimed=len(events), done=len(acked), failed=len(failed), lost=len(lost),
+                             outcomes=outcomes, acked=acked, failed_ids=failed, lost_ids=lost)
+        self._count(events, report)
+        self._log_terminal(events, report)
+        return report
 
     def claim(self, conn: psycopg.Connection) -> list[OutboxEvent]:
         self.experiments.before_claim(lambda secs: self._wait(secs, self.hard_stop))

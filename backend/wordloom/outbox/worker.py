@@ -164,6 +164,7 @@ def run_worker(projection: str, environ=None) -> int:
         "batch_size": settings.batch_size, "lease_seconds": settings.lease_seconds,
         "es_mode": ("bulk" if settings.use_es_bulk else "per-event") if projection == "search" else None,
         "pipeline": settings.pipeline,
+        "deliver_in_claim": settings.deliver_in_claim if projection == "chronicle" else None,
         "concurrency": 1,
         "experiments": ",".join(experiments.active) or None,
     })

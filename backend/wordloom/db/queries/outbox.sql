@@ -221,3 +221,67 @@ FROM batch b
 LEFT JOIN written w ON w.id = b.id
 LEFT JOIN removed r ON r.id = b.id
 LEFT JOIN chronicle_events e ON e.id = b.id;
+
+
+-- name: outbox_chronicle_deliver_in_claim
+-- The chronicle worker's usual batch, whole, in one statement and so one transaction: lock the
+-- oldest clean due rows (SKIP LOCKED, as outbox_claim_batch), project their events (the same
+-- function and orphan removal as outbox_chronicle_project) and settle the rows.  The sink lives in
+-- this database, so no lease is needed while it works: the row locks are the claim, and a worker
+-- that dies mid-statement leaves its rows pending as they were, with nothing half-written.  It
+-- writes each outbox row once (pending -> done) where claim + ack write it twice.
+-- Rows reclaimed before (suspects) are not taken here: the runner gives them the durable claim,
+-- one at a time, so a row that crashes its worker is counted and ends failed (C12).
+-- op is CHECKed to upsert|delete; a row with another op (a dropped constraint) fails unknown_op,
+-- as in the sink.  One result row per claimed row: its fields, what happened to its event (as in
+-- outbox_chronicle_project, or unknown_op) and whether the row was settled.
+WITH claimed AS MATERIALIZED (
+    SELECT o.id, o.entity_type, o.entity_id, o.op, o.event_version, o.attempts, o.reclaim_count,
+           o.created_at, o.traceparent, o.tracestate
+    FROM chronicle_outbox_events o
+    WHERE o.status = 'pending' AND o.reclaim_count = 0
+      AND (o.next_retry_at IS NULL OR o.next_retry_at <= now())
+    ORDER BY o.created_at, o.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+batch AS MATERIALIZED (
+    SELECT DISTINCT c.entity_id AS id FROM claimed c WHERE c.op IN ('upsert', 'delete')
+),
+removed AS (
+    DELETE FROM chronicle_entries ce
+    WHERE ce.id = ANY(ARRAY(SELECT id FROM batch))  -- an array: served by the primary key (IN (SELECT ..) seq-scanned the table)
+      AND NOT EXISTS (SELECT 1 FROM chronicle_events e WHERE e.id = ce.id)
+    RETURNING ce.id
+),
+written AS MATERIALIZED (
+    SELECT w.id
+    FROM wordloom_project_chronicle_events(ARRAY(SELECT id FROM batch), %(projection_version)s) AS w(id)
+),
+settled AS (
+    UPDATE chronicle_outbox_events o
+    SET status = CASE WHEN c.op IN ('upsert', 'delete') THEN 'done' ELSE 'failed' END,
+        owner = %(owner)s, processing_started_at = now(),
+        processed_at = CASE WHEN c.op IN ('upsert', 'delete') THEN clock_timestamp() END,
+        attempts = CASE WHEN c.op IN ('upsert', 'delete') THEN o.attempts ELSE o.attempts + 1 END,
+        error = CASE WHEN c.op IN ('upsert', 'delete') THEN NULL ELSE 'unknown op ' || quote_literal(c.op) END,
+        error_reason = CASE WHEN c.op IN ('upsert', 'delete') THEN NULL ELSE 'unknown_op' END,
+        lease_until = NULL, next_retry_at = NULL, updated_at = clock_timestamp()
+    FROM claimed c
+    WHERE o.id = c.id
+    RETURNING o.id
+)
+SELECT c.id, c.entity_type, c.entity_id, c.op, c.event_version, c.attempts, c.reclaim_count,
+       c.created_at, c.traceparent, c.tracestate,
+       CASE WHEN c.op NOT IN ('upsert', 'delete') THEN 'unknown_op'
+            WHEN w.id IS NOT NULL THEN 'written'
+            WHEN r.id IS NOT NULL THEN 'removed'
+            WHEN e.id IS NOT NULL THEN 'unchanged'
+            ELSE 'missing' END AS outcome,
+       s.id IS NOT NULL AS settled
+FROM claimed c
+LEFT JOIN written w ON w.id = c.entity_id
+LEFT JOIN removed r ON r.id = c.entity_id
+LEFT JOIN settled s ON s.id = c.id
+LEFT JOIN chronicle_events e ON e.id = c.entity_id
+ORDER BY c.created_at, c.id;
