@@ -39,7 +39,7 @@ from elasticsearch import Elasticsearch, helpers
 from psycopg.rows import dict_row
 
 from ..db.queries import query
-from ..search.index import INDEX_MAPPING, document_from_row, document_id
+from ..search.index import BULK_ANSWER_FIELDS, INDEX_MAPPING, document_from_row, document_id
 from ..settings import Env
 from .progress import Progress
 from .rebuild_runs import NIL_UUID, RebuildError, exclusive_run, projection_run
@@ -131,7 +131,7 @@ def bulk_load(es: Elasticsearch, conn: psycopg.Connection, index: str, batch_siz
 
     def send(actions: list[dict]) -> int:
         return _check_bulk(helpers.streaming_bulk(es, actions, chunk_size=batch_size, raise_on_error=False,
-                                                  raise_on_exception=True), f"loading {index}")
+                                                  filter_path=BULK_ANSWER_FIELDS, raise_on_exception=True), f"loading {index}")
 
     with Progress(f"load {index}", total) as progress, conn.cursor(row_factory=dict_row) as cur, \
             ThreadPoolExecutor(1, thread_name_prefix="rebuild-bulk") as sender:
@@ -160,7 +160,7 @@ def copy_index(es: Elasticsearch, source: str, target: str, batch_size: int) -> 
                    "version_type": "external", "_source": src}
 
     return _check_bulk(helpers.streaming_bulk(es, actions(), chunk_size=batch_size, raise_on_error=False,
-                                              raise_on_exception=True), f"copying {source} to {target}")
+                                              filter_path=BULK_ANSWER_FIELDS, raise_on_exception=True), f"copying {source} to {target}")
 
 
 def catch_up(es: Elasticsearch, conn: psycopg.Connection, index: str, since: datetime, batch_size: int) -> int:
@@ -190,7 +190,7 @@ def catch_up(es: Elasticsearch, conn: psycopg.Connection, index: str, since: dat
                                     "_id": document_id(s["entity_type"], s["entity_id"]),
                                     "version": int(s["known_version"] or 1), "version_type": "external"})
             applied += _check_bulk(helpers.streaming_bulk(es, actions, chunk_size=batch_size, raise_on_error=False,
-                                                          raise_on_exception=True), f"catching up {index}")
+                                                          filter_path=BULK_ANSWER_FIELDS, raise_on_exception=True), f"catching up {index}")
 
 
 # ------------------------------------------------------------------------------ verification

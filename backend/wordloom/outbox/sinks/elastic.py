@@ -35,7 +35,7 @@ from psycopg.rows import dict_row
 
 from ...db.queries import query
 from ...redact import redact
-from ...search.index import document_from_row, document_id, ensure_index
+from ...search.index import BULK_ANSWER_FIELDS, document_from_row, document_id, ensure_index
 from ..experiments import Experiments
 from ..metrics import OutboxMetrics
 from ..outcomes import Outcome
@@ -272,7 +272,7 @@ class ElasticSink:
             return
         started = time.perf_counter()
         try:
-            response = self.es.bulk(operations=b"".join(a.encoded for a in to_send))
+            response = self.es.bulk(operations=b"".join(a.encoded for a in to_send), filter_path=BULK_ANSWER_FIELDS)
         except Exception as exc:
             self.metrics.bulk_duration.labels(projection=self.projection).observe(time.perf_counter() - started)
             status = exc.status_code if isinstance(exc, ApiError) else None
