@@ -214,6 +214,9 @@ def test_shutdown_with_a_hung_collector_is_bounded_and_local_spans_are_kept(tmp_
         elapsed = time.monotonic() - started
     finally:
         hole.close()
+        # The abandoned export thread ends once the hole is gone; wait for it here, so its
+        # "failed to export" line is logged while this test still owns the log streams.
+        remote.shutdown()
     # The SDK's default would wait up to 30 s per processor; SIGKILL comes 5 s after SIGTERM.
     assert elapsed < 3.0, elapsed
     assert len((tmp_path / "svc.jsonl").read_text().splitlines()) == 1500  # local evidence complete

@@ -250,18 +250,51 @@ def plain_upsert(stack: BenchStack, db_url: str, batch: int = CHRONICLE_BATCH) -
     return {"rows": len(ids), "seconds": seconds, "rows_per_s": rate(len(ids), seconds), "cpu_ms_per_row": cpu}
 
 
+def in_claim_statement_only(stack: BenchStack, db_url: str, batch: int = CHRONICLE_BATCH) -> dict:
+    """The chronicle worker's one statement (outbox_chronicle_deliver_in_claim: claim, project,
+    settle) in a loop from the harness, with nothing else: no spans, metrics, suspects check or
+    wake-up.  The ceiling of any worker that keeps the outbox's row life (each row written to
+    done), against which the plain upsert (no outbox at all) is compared."""
+    from ..db.queries import query
+
+    sql = query("outbox_chronicle_deliver_in_claim")
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {CHRONICLE_TABLE}, chronicle_entries")
+        added = data.add_chronicle_pending(conn)
+        conn.execute("SET synchronous_commit = off")  # as the worker's batch connections
+        cpu0 = CpuMeter(stack, [])
+        started = time.perf_counter()
+        done = 0
+        while True:
+            rows = conn.execute(sql, {"owner": "bench-statement-only", "limit": batch, "projection_version": 1},
+                                prepare=False).fetchall()
+            if not rows:
+                break
+            done += len(rows)
+        seconds = time.perf_counter() - started
+        cpu = cpu0.per_item_ms(done)
+        if done != added:
+            raise BenchError(f"statement-only run settled {done} of {added} rows")
+    return {"rows": done, "seconds": seconds, "rows_per_s": rate(done, seconds), "cpu_ms_per_row": cpu}
+
+
 def chronicle_throughput(stack: BenchStack, n: int, repeat: int) -> dict:
     db_url = stack.new_database("chron")
     try:
         with psycopg.connect(db_url, autocommit=True) as conn:
             data.seed_chronicle_events(conn, n)
-        worker_runs, plain_runs = [], []
+        worker_runs, plain_runs, floor_runs = [], [], []
         for r in range(repeat):
             plain_runs.append(plain_upsert(stack, db_url))
+            floor_runs.append(in_claim_statement_only(stack, db_url))
             worker_runs.append(chronicle_drain(stack, db_url, n, f"chronicle-{r}"))
         w = median(x["events_per_s"] for x in worker_runs)
         p = median(x["rows_per_s"] for x in plain_runs)
+        f = median(x["rows_per_s"] for x in floor_runs)
         return {"events": n, "worker_events_per_s": w, "plain_upsert_rows_per_s": p, "ratio": ratio(w, p),
+                "statement_only_rows_per_s": f, "statement_only_ratio": ratio(f, p),
+                "statement_only_runs": [x["rows_per_s"] for x in floor_runs],
+                "statement_only_cpu_ms_per_row": median_cpu([x["cpu_ms_per_row"] for x in floor_runs]),
                 "batch_size": CHRONICLE_BATCH, "worker_runs": [x["events_per_s"] for x in worker_runs],
                 "plain_runs": [x["rows_per_s"] for x in plain_runs],
                 "worker_cpu_ms_per_event": median_cpu([x["cpu_ms_per_event"] for x in worker_runs]),
