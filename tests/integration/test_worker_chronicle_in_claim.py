@@ -131,3 +131,32 @@ def test_the_worker_loop_drains_through_it(conn, db_url):
         wait_until(lambda: status_counts(conn, "chronicle") == {"done": 120}, 15, message="drained")
     assert {r[0] for r in conn.execute("SELECT id FROM chronicle_entries")} == set(ids)
     assert runner.metrics.value("outbox_processed_total", projection="chronicle", op="upsert") == 120
+
+
+def test_suspects_are_looked_for_once_a_second_and_at_once_after_this_workers_reclaim(conn, make_runner, monkeypatch):
+    """claim_suspect spares the query on most batches: a suspect another worker's reclaim made
+    waits until the next look (at most SUSPECT_LOOK_SECONDS), never in a clean batch; one this
+    worker's own reclaim made is taken before the next batch."""
+    import wordloom.outbox.runner as runner_module
+
+    _, book = make_book(conn)
+    add_chronicle_event(conn, book, "first")
+    runner = make_runner()
+    assert runner.run_in_claim().done == 1  # looked for suspects: none
+    by_another = add_chronicle_event(conn, book, "reclaimed elsewhere")
+    conn.execute("UPDATE chronicle_outbox_events SET reclaim_count = 1 WHERE entity_id = %s", (by_another,))
+    assert runner.run_in_claim().claimed == 0  # not due to look yet, and the clean claim passes it by
+    monkeypatch.setattr(runner_module, "SUSPECT_LOOK_SECONDS", 0.0)
+    report = runner.run_in_claim()
+    assert report.suspect and report.claimed == 1
+    monkeypatch.setattr(runner_module, "SUSPECT_LOOK_SECONDS", 3600.0)
+    assert runner.run_in_claim().claimed == 0  # looked (none left): the clock starts again
+    mine = add_chronicle_event(conn, book, "held by a dead worker")
+    conn.execute("UPDATE chronicle_outbox_events SET status = 'processing', owner = 'dead:1',"
+                 " lease_until = now() - interval '1 minute', processing_started_at = now() - interval '2 minutes'"
+                 " WHERE entity_id = %s", (mine,))
+    runner._last_reclaim = float("-inf")
+    runner._maybe_reclaim()
+    report = runner.run_in_claim()
+    assert report.suspect and report.claimed == 1
+    assert status_counts(conn, "chronicle") == {"done": 3}

@@ -20,7 +20,7 @@ is claimed, its entities locked and its state read on a second connection.  Each
 one transaction holding its own entity locks until its acks commit, exactly as two workers would:
 every guarantee above holds per batch.  run_once() stays the one-batch-at-a-time step.
 
-Delivery inside the claim (OUTBOX_DELIVER_IN_CLAIM, on by default; run_in_claim): a sink in the
+Delivery inside the claim (OUTBOX_DELIVER_IN_CLAIM, on by default; in_claim.py): a sink in the
 outbox's own database (the chronicle) claims, delivers and settles a batch in one statement, so
 no lease is needed and each row is written once.  Suspects and any batch whose statement failed
 still take the durable claim above, so C12 and the one-row-at-a-time recovery hold.
@@ -47,6 +47,7 @@ from .retry import RetryPolicy, exception_reason
 from .store import FailedRow, OutboxEvent, OutboxStore
 from .lease_keeper import LeaseKeeper
 from .monitor import Monitor
+from .in_claim import InClaimLoop
 from .pipeline import Pipeline
 from .tracing import BatchTrace, claim_span, loop_span
 
@@ -64,6 +65,7 @@ TERMINAL_LOG_MESSAGE = "outbox row failed (terminal)"
 RECONNECT_BASE_SECONDS = 0.2
 RECONNECT_CAP_SECONDS = 5.0
 WAIT_SLICE_SECONDS = 0.1  # how quickly an idle wait notices stop()
+SUSPECT_LOOK_SECONDS = 1.0  # how often a worker that found no suspect looks again (claim_suspect)
 
 
 class Sink(Protocol):
@@ -143,7 +145,9 @@ class Runner:
         self.in_claim = (getattr(settings, "deliver_in_claim", False) and hasattr(sink, "deliver_in_claim")
                          and not self.experiments.active)
         self.pipeline = Pipeline(self) if getattr(settings, "pipeline", False) and not self.in_claim else None
+        self.in_claim_loop = InClaimLoop(self)
         self._last_reclaim = 0.0
+        self._suspects_looked_at: float | None = None  # monotonic time of the last look that found none
         self._db_down_since: float | None = None
         self._ever_connected = False
         self._loop_error: str | None = None  # the error of the current failing streak
@@ -237,7 +241,7 @@ class Runner:
                         self._connect()
                         if self.in_claim:
                             self._maybe_reclaim()
-                            report = self.run_in_claim()
+                            report = self.in_claim_loop.step()
                             busy = report.claimed >= s.batch_size or report.suspect
                         elif self.pipeline is not None:
                             busy = self.pipeline.step()
@@ -326,6 +330,8 @@ class Runner:
             return
         self._last_reclaim = now
         result = self.store.reclaim_expired(conn or self.conn, s.max_processing_seconds, s.max_reclaims)
+        if result.to_pending:
+            self._suspects_looked_at = None  # this reclaim made suspects: take them before the next batch
         if result.to_pending or result.to_failed:
             log.warning("reclaimed expired rows", extra={"to_pending": len(result.to_pending),
                                                          "to_failed": len(result.to_failed)})
@@ -341,46 +347,28 @@ class Runner:
             return BatchReport()
         return self.run_claimed(events, self.conn)
 
+    def claim_suspect(self, conn: psycopg.Connection) -> list[OutboxEvent]:
+        """Durably claim one row reclaimed before, if any: it may be the row that kills its
+        worker, so it goes alone (C12).  Such rows appear only when a lease expires and a worker
+        reclaims it, which takes OUTBOX_LEASE_SECONDS at the least, so while none turn up it is
+        enough to look once every SUSPECT_LOOK_SECONDS rather than spend a query on every batch;
+        while they keep turning up (or right after this worker reclaimed), look before each one."""
+        looked = self._suspects_looked_at
+        if looked is not None and time.monotonic() - looked < SUSPECT_LOOK_SECONDS:
+            return []
+        events = self.store.claim_batch(conn, self.owner, 1, self.settings.lease_seconds, suspects=True)
+        self._suspects_looked_at = None if events else time.monotonic()
+        return events
+
     def run_in_claim(self) -> BatchReport:
-        """One loop step for a sink in the outbox's own database (sinks/chronicle.py): claim,
-        deliver and settle a batch in one statement, so no lease is held and each row is written
-        once.  A suspect (a row reclaimed before) still gets the durable claim, alone (C12).  A
-        statement that fails has changed nothing, and its rows take the ordinary path, which
-        finds the row at fault; the database's own failures go up to the loop as usual."""
-        conn = self.conn
-        suspects = self.store.claim_batch(conn, self.owner, 1, self.settings.lease_seconds, suspects=True)
-        if suspects:
-            return self.run_claimed(suspects, conn)
-        started_ns = time.time_ns()
-        try:
-            with claim_span(self.projection):
-                delivered = self.sink.deliver_in_claim(conn, self.owner, self.settings.batch_size)
-        except DB_ERRORS:
-            raise
-        except psycopg.Error as exc:
-            log.info("one-statement batch failed; its rows take the ordinary path",
-                     extra={"error": redact(str(exc))[:300], "sqlstate": exc.sqlstate})
-            return self.run_once()
-        if not delivered:
-            return BatchReport()
-        events = [event for event, _, _ in delivered]
-        BatchTrace(self.projection, str(uuid.uuid4()), events, started_ns=started_ns).end()
-        settled = {event.id for event, _, ok in delivered if ok}
-        outcomes = {event.id: outcome for event, outcome, _ in delivered}
-        acked = {i for i in settled if outcomes[i].delivered}
-        failed = settled - acked
-        lost = set(outcomes) - settled  # cannot happen while the statement holds the row locks
-        report = BatchReport(claimed=len(events), done=len(acked), failed=len(failed), lost=len(lost),
-                             outcomes=outcomes, acked=acked, failed_ids=failed, lost_ids=lost)
-        self._count(events, report)
-        self._log_terminal(events, report)
-        return report
+        """One batch through the chronicle's one-statement path (in_claim.py).  Public for tests
+        and drills that step the loop."""
+        return self.in_claim_loop.step()
 
     def claim(self, conn: psycopg.Connection) -> list[OutboxEvent]:
         self.experiments.before_claim(lambda secs: self._wait(secs, self.hard_stop))
         with claim_span(self.projection):
-            # A row reclaimed before may be the one that kills its worker: it goes alone.
-            events = self.store.claim_batch(conn, self.owner, 1, self.settings.lease_seconds, suspects=True)
+            events = self.claim_suspect(conn)
             if not events:
                 events = self.store.claim_batch(conn, self.owner, self.settings.batch_size, self.settings.lease_seconds)
         return events
