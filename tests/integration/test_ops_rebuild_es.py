@@ -212,3 +212,24 @@ def test_unreachable_elasticsearch_is_one_line(db_url, worker_env):
     r = run_cli({**worker_env, "ELASTIC_URL": "http://user:pw-secret@127.0.0.1:1"}, *REBUILD_ES)
     assert r.returncode == 1
     assert "127.0.0.1:1" in r.stderr and "pw-secret" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_load_stops_on_a_rejected_document_and_counts_the_rest(conn, es, es_index):
+    """bulk_load sends pre-encoded pages, several at once: every page's answers are checked, and
+    a document the server refuses stops the load with its id (never a silent gap)."""
+    from wordloom.ops.rebuild_es import RebuildError, bulk_load
+
+    _seed_rows(conn, 7)
+    target = f"{es_index}-load"
+    ensure_index(es, target)
+    assert bulk_load(es, conn, target, batch_size=2) == 7  # four pages, two in flight at a time
+    es.indices.refresh(index=target)
+    assert es.count(index=target)["count"] == 7
+    # The same versions again: external versioning answers 409 for each, which the load counts as
+    # already there.  A higher version already indexed for one id is a 409 too; a mapping that
+    # refuses the document is a real rejection.
+    assert bulk_load(es, conn, target, batch_size=3) == 7
+    refusing = f"{es_index}-refusing"
+    es.indices.create(index=refusing, mappings={"dynamic": "strict", "properties": {"entity_type": {"type": "keyword"}}})
+    with pytest.raises(RebuildError, match=r"documents rejected, first: book:"):
+        bulk_load(es, conn, refusing, batch_size=2)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from elasticsearch import Elasticsearch, helpers
 from psycopg.rows import dict_row
 
 from ..db.queries import query
-from ..search.index import BULK_ANSWER_FIELDS, INDEX_MAPPING, document_from_row, document_id
+from ..search.index import BULK_ANSWER_FIELDS, INDEX_MAPPING, document_from_row, document_id, encode_bulk_action
 from ..settings import Env
 from .progress import Progress
 from .rebuild_runs import NIL_UUID, RebuildError, exclusive_run, projection_run
@@ -120,34 +121,53 @@ def _index_action(index: str, row: dict) -> dict:
             "version": int(row["event_version"]), "version_type": "external", "_source": document_from_row(row)}
 
 
-def bulk_load(es: Elasticsearch, conn: psycopg.Connection, index: str, batch_size: int) -> int:
-    """Every search_index row into `index`, one keyset page at a time (bounded memory).
+# Bulk requests in flight during the load: while the server indexes one, the next is already on
+# the wire and a third is being read and encoded here, so neither side waits for the other.
+LOAD_BULKS_IN_FLIGHT = 2
 
-    The next page is read from PostgreSQL while the previous one is being indexed (one bulk in
-    flight on a sender thread): reading and indexing one after the other left each server idle
-    half of the time (docs/BENCHMARKS.md, rebuild).  At most two pages are held at once."""
+
+def _bulk_items(es: Elasticsearch, body: bytes) -> Iterable[tuple[bool, dict]]:
+    """(ok, item) per action of one pre-encoded `_bulk` body, as helpers.streaming_bulk yields
+    them; a failure of the request itself raises."""
+    answer = es.bulk(operations=body, filter_path=BULK_ANSWER_FIELDS)
+    for item in answer.get("items", ()):
+        info = next(iter(item.values()))
+        yield 200 <= int(info.get("status") or 0) < 300, item
+
+
+def bulk_load(es: Elasticsearch, conn: psycopg.Connection, index: str, batch_size: int) -> int:
+    """Every search_index row into `index`, one keyset page (one `_bulk`) at a time.
+
+    Pages are read and encoded here while up to LOAD_BULKS_IN_FLIGHT earlier pages are being
+    indexed on sender threads: reading, encoding and indexing one after the other left each
+    server idle much of the time (docs/BENCHMARKS.md, rebuild).  Bounded memory: at most
+    LOAD_BULKS_IN_FLIGHT + 1 pages are held.  Order between pages does not matter: every
+    document id occurs once, with its external version."""
     total = conn.execute(query("rebuild_es_index_count")).fetchone()[0]
     loaded, after = 0, NIL_UUID
 
-    def send(actions: list[dict]) -> int:
-        return _check_bulk(helpers.streaming_bulk(es, actions, chunk_size=batch_size, raise_on_error=False,
-                                                  filter_path=BULK_ANSWER_FIELDS, raise_on_exception=True), f"loading {index}")
+    def send(body: bytes) -> int:
+        return _check_bulk(_bulk_items(es, body), f"loading {index}")
 
     with Progress(f"load {index}", total) as progress, conn.cursor(row_factory=dict_row) as cur, \
-            ThreadPoolExecutor(1, thread_name_prefix="rebuild-bulk") as sender:
-        in_flight: Future | None = None
-        sent = 0  # rows of the bulk in flight
-        while True:
-            rows = cur.execute(query("rebuild_es_index_page"), {"after": after, "limit": batch_size}).fetchall()
-            if in_flight is not None:
-                loaded += in_flight.result()  # a rejected document stops the load here
-                progress.update(sent)
-                in_flight = None
-            if not rows:
-                return loaded
-            after = rows[-1]["id"]
-            sent = len(rows)
-            in_flight = sender.submit(send, [_index_action(index, r) for r in rows])
+            ThreadPoolExecutor(LOAD_BULKS_IN_FLIGHT, thread_name_prefix="rebuild-bulk") as senders:
+        in_flight: deque[tuple[Future, int]] = deque()
+        try:
+            while True:
+                rows = cur.execute(query("rebuild_es_index_page"), {"after": after, "limit": batch_size}).fetchall()
+                while in_flight and (not rows or len(in_flight) >= LOAD_BULKS_IN_FLIGHT):
+                    future, sent = in_flight.popleft()
+                    loaded += future.result()  # a rejected document stops the load here
+                    progress.update(sent)
+                if not rows:
+                    return loaded
+                after = rows[-1]["id"]
+                body = b"".join(encode_bulk_action(index, "upsert", document_id(r["entity_type"], r["entity_id"]),
+                                                   r["event_version"], document_from_row(r)) for r in rows)
+                in_flight.append((senders.submit(send, body), len(rows)))
+        finally:
+            for future, _ in in_flight:  # stopping on an error: let the requests on the wire end first
+                future.cancel()
 
 
 def copy_index(es: Elasticsearch, source: str, target: str, batch_size: int) -> int:

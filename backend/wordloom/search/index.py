@@ -6,6 +6,7 @@ transfers the row's current state, never an event's payload.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Mapping
 
@@ -31,6 +32,22 @@ INDEX_MAPPING = {
 # Asked for with filter_path, the server writes and the client parses ~40 bytes per item instead
 # of ~180 (index, version, seq_no, primary term, shards...).
 BULK_ANSWER_FIELDS = "errors,items.*.status,items.*.error,items.*._id"
+
+
+_json_str = json.JSONEncoder().encode  # a str -> its JSON literal (quotes, escapes)
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_bulk_action(index: str, op: str, doc_id: str, version: int, body: dict | None = None) -> bytes:
+    """One `_bulk` action as it goes on the wire: op "upsert" (an index action carrying `body`)
+    or "delete", with its external version.  The metadata line is built by format (names fixed,
+    values JSON-escaped): a dict through json.dumps costs as much again as the document itself."""
+    action = "index" if op == "upsert" else "delete"
+    meta = (f'{{"{action}":{{"_index":{_json_str(index)},"_id":{_json_str(doc_id)},'
+            f'"version":{int(version)},"version_type":"external"}}}}\n')
+    if body is not None:
+        meta += _DUMPS(body) + "\n"
+    return meta.encode("utf-8")
 
 
 def document_id(entity_type: str, entity_id) -> str:

@@ -21,7 +21,6 @@ because it is one round trip per batch; per-event exists for servers or proxies 
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -35,17 +34,13 @@ from psycopg.rows import dict_row
 
 from ...db.queries import query
 from ...redact import redact
-from ...search.index import BULK_ANSWER_FIELDS, document_from_row, document_id, ensure_index
+from ...search.index import BULK_ANSWER_FIELDS, document_from_row, document_id, encode_bulk_action, ensure_index
 from ..experiments import Experiments
 from ..metrics import OutboxMetrics
 from ..outcomes import Outcome
 from ..store import OutboxEvent
 
 log = logging.getLogger(__name__)
-
-
-_json_str = json.JSONEncoder().encode  # a str -> its JSON literal (quotes, escapes)
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass
@@ -61,14 +56,7 @@ class BulkAction:
 
     @classmethod
     def build(cls, index: str, op: str, doc_id: str, version: int, entity_key, body: dict | None = None) -> "BulkAction":
-        action = "index" if op == "upsert" else "delete"
-        # The metadata line by format (names are fixed, values JSON-escaped): a dict through
-        # json.dumps costs as much again per event as the document itself.
-        meta = (f'{{"{action}":{{"_index":{_json_str(index)},"_id":{_json_str(doc_id)},'
-                f'"version":{int(version)},"version_type":"external"}}}}\n')
-        if body is not None:
-            meta += _DUMPS(body) + "\n"
-        return cls(op, doc_id, int(version), meta.encode("utf-8"), entity_key, body)
+        return cls(op, doc_id, int(version), encode_bulk_action(index, op, doc_id, version, body), entity_key, body)
 
 
 def chunk_by_bytes(actions: Sequence[BulkAction], max_bytes: int) -> list[list[BulkAction]]:
