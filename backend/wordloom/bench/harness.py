@@ -147,6 +147,8 @@ def summarize(details: dict) -> dict:
         "search_events_per_s": s1.get("worker_events_per_s", nan),
         "raw_bulk_docs_per_s": s1.get("raw_bulk_docs_per_s", nan),
         "search_throughput_ratio": s1.get("ratio", nan),
+        "raw_bulk_at_batch_docs_per_s": s1.get("raw_bulk_at_batch_docs_per_s", nan),
+        "search_throughput_ratio_at_batch": s1.get("ratio_at_batch", nan),
         "search_tuned_events_per_s": tuned.get("worker_events_per_s", nan),
         "search_tuned_throughput_ratio": tuned.get("ratio", nan),
         "search_worker_cpu_ms_per_event": (s1.get("worker_cpu_ms_per_event") or {}).get("total", nan),

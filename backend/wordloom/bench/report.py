@@ -167,6 +167,11 @@ def markdown_table(results: dict, details: dict, meta: dict, chart_paths: list[P
     if s1:
         row(f"Search worker, {s1['events']:,} events x 1 KB (events/s)", f(s1["worker_events_per_s"]),
             f(s1["raw_bulk_docs_per_s"]) + " (helpers.bulk)", "search_throughput_ratio", ">= 0.8")
+        if s1.get("raw_bulk_at_batch_docs_per_s"):
+            lines.append(f"| Same worker runs against raw bulk in requests of the worker's batch size "
+                         f"({s1['batch_size']} documents per `_bulk`) | {f(s1['worker_events_per_s'])} | "
+                         f"{f(s1['raw_bulk_at_batch_docs_per_s'])} (helpers.bulk, chunk {s1['batch_size']}) | "
+                         f"{f(s1['ratio_at_batch'], 2)} | | |")
     if s20:
         lines.append(f"| Search worker, {s20['events']:,} events x 20 KB (events/s) | {f(s20['worker_events_per_s'])} | "
                      f"{f(s20['raw_bulk_docs_per_s'])} (helpers.bulk) | {f(s20['ratio'], 2)} | >= 0.8 | "
