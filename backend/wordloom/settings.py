@@ -15,6 +15,7 @@ from typing import Mapping
 
 TRUE_WORDS = {"1", "true", "yes", "y", "on"}
 FALSE_WORDS = {"0", "false", "no", "n", "off"}
+PIPELINE_DEPTH = 2  # batches at the sink at once by default: +20 % events/s over 1, 3 no better (docs/BENCHMARKS.md)
 
 
 class ConfigError(ValueError):
@@ -168,6 +169,8 @@ class WorkerSettings:
     # OUTBOX_PIPELINE (default on): claim and read the next batch while the current one is at the
     # sink (outbox/pipeline.py); 0 processes one batch at a time, start to end.
     pipeline: bool = True
+    # OUTBOX_PIPELINE_DEPTH: how many batches may be at the sink at once while the next is read.
+    pipeline_depth: int = PIPELINE_DEPTH
     # OUTBOX_DELIVER_IN_CLAIM (default on): a sink in the outbox's own database (the chronicle)
     # claims, delivers and settles each batch in one statement (runner.run_in_claim); 0 gives it
     # the durable claim + lease + ack like the search worker.
@@ -233,6 +236,7 @@ def worker_settings(projection: str, environ: Mapping[str, str] | None = None) -
         experiments=experiments,
         db_wait_log_seconds=env.float("OUTBOX_DB_WAIT_LOG_SECONDS", 10.0, minimum=0.1),
         pipeline=env.bool("OUTBOX_PIPELINE", True),
+        pipeline_depth=env.int("OUTBOX_PIPELINE_DEPTH", PIPELINE_DEPTH, minimum=1),
         deliver_in_claim=env.bool("OUTBOX_DELIVER_IN_CLAIM", True),
     )
 

@@ -13,6 +13,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from tests.support.outbox_helpers import (
     RunnerThread, add_event, es_doc, outbox_rows, put_search_row, settings_for, status_counts, wait_until,
 )
@@ -44,8 +46,9 @@ class SinkWithABug:
         return self.inner.complete(conn, events, prepared)
 
 
+@pytest.mark.parametrize("depth", ["1", "2", "3"])
 def test_batches_overlap_and_an_entity_changed_in_every_batch_ends_at_its_newest_version(
-        conn, es, stack, db_url, es_index):
+        conn, es, stack, db_url, es_index, depth):
     hot = uuid.uuid4()
     others = []
     for version in range(1, 41):  # 40 batches of 5: the hot entity is in every one of them
@@ -60,20 +63,22 @@ def test_batches_overlap_and_an_entity_changed_in_every_batch_ends_at_its_newest
     runner = None
 
     def seen(events):
-        overlapped.append(runner.pipeline.in_flight is not None)
+        overlapped.append(len(runner.pipeline.in_flight))
 
-    runner = make(db_url, stack, es_index, after_state_read=seen, OUTBOX_BATCH_SIZE="5")
+    runner = make(db_url, stack, es_index, after_state_read=seen, OUTBOX_BATCH_SIZE="5", OUTBOX_PIPELINE_DEPTH=depth)
     with RunnerThread(runner):
         wait_until(lambda: status_counts(conn, "search").get("done") == 200, timeout=60, message="all done")
     assert status_counts(conn, "search") == {"done": 200}
     assert any(overlapped), "no batch was read while another was in flight"
+    assert max(overlapped) <= int(depth)
     version, source = es_doc(es, es_index, document_id("book", hot))
     assert version == 40 and source["text"] == "hot v40"
     assert all(es_doc(es, es_index, document_id("block", o))[0] == 1 for o in others)
 
 
+@pytest.mark.parametrize("depth", ["1", "2"])
 def test_a_batch_failing_in_flight_is_rerun_row_by_row_after_the_next_batch_that_shares_its_entity(
-        conn, es, stack, db_url, es_index):
+        conn, es, stack, db_url, es_index, depth):
     shared, bad = uuid.uuid4(), uuid.uuid4()
     rows = [("book", shared, 1), ("block", uuid.uuid4(), 1), ("block", bad, 1),        # batch 1
             ("book", shared, 2), ("block", uuid.uuid4(), 1), ("block", uuid.uuid4(), 1)]  # batch 2
@@ -82,7 +87,7 @@ def test_a_batch_failing_in_flight_is_rerun_row_by_row_after_the_next_batch_that
         put_search_row(conn, entity_type, entity_id, f"{entity_type} v{version}", version)
         ids.append(add_event(conn, "search", entity_type, entity_id, "upsert", version))
         time.sleep(0.002)  # distinct created_at: the claim order is the insert order
-    runner = make(db_url, stack, es_index, OUTBOX_BATCH_SIZE="3")
+    runner = make(db_url, stack, es_index, OUTBOX_BATCH_SIZE="3", OUTBOX_PIPELINE_DEPTH=depth)
     runner.sink = SinkWithABug(runner.sink, bad)
     with RunnerThread(runner):
         wait_until(lambda: sum(status_counts(conn, "search").get(s, 0) for s in ("done", "failed")) == 6,
@@ -105,7 +110,7 @@ def test_stop_with_two_batches_in_flight_delivers_both_and_leaves_nothing_proces
     runner = None
 
     def hold_second_batch(events):
-        if runner.pipeline.in_flight is not None and not entered.is_set():
+        if runner.pipeline.in_flight and not entered.is_set():
             entered.set()        # batch 2 is read while batch 1 is at Elasticsearch ...
             release.wait(10)     # ... and stop() arrives right now
 

@@ -19,3 +19,15 @@ def test_concurrency_is_parsed_and_validated_even_though_one_batch_runs_at_a_tim
 
     with pytest.raises(ConfigError, match="OUTBOX_CONCURRENCY"):
         worker_settings("search", {**BASE, "OUTBOX_CONCURRENCY": "many"})
+
+
+def test_pipeline_depth_is_a_positive_number_of_batches_at_the_sink():
+    import pytest
+
+    from wordloom.settings import PIPELINE_DEPTH, ConfigError
+
+    assert worker_settings("search", BASE).pipeline_depth == PIPELINE_DEPTH
+    assert worker_settings("search", {**BASE, "OUTBOX_PIPELINE_DEPTH": "3"}).pipeline_depth == 3
+    for bad in ("0", "two"):
+        with pytest.raises(ConfigError, match="OUTBOX_PIPELINE_DEPTH"):
+            worker_settings("search", {**BASE, "OUTBOX_PIPELINE_DEPTH": bad})

@@ -1,32 +1,34 @@
-"""Two batches in flight: while one batch is at the sink, the next is claimed and read.
+"""Batches in flight: while batches are at the sink, the next is claimed and read.
 
 A batch is two halves (runner.begin_batch / finish_batch): the database part (claim, BEGIN,
 entity locks, current state, encoded actions) and the delivery (the `_bulk`, its answers, the acks,
 COMMIT).  One after the other, the worker waits on PostgreSQL and then on Elasticsearch, and each
-server idles while the other works.  Here batch N+1's database part runs on this thread and a
-second connection while batch N's delivery runs on the delivery thread, so both servers (and the
-two cores of a small machine) are busy at once.
+server idles while the other works.  Here batch N+1's database part runs on this thread and a free
+connection while up to `depth` earlier batches (OUTBOX_PIPELINE_DEPTH) are delivered on delivery
+threads, each on its own connection, so both servers (and the two cores of a small machine) are
+busy at once.
 
 It reads ahead only while there is a backlog (the last claim came back full).  Under a trickle of
-writes it waits for the batch in flight before claiming again, like the one-batch loop, so events
+writes it waits for the batches in flight before claiming again, like the one-batch loop, so events
 that arrive meanwhile share one batch: reading ahead there would only make more, smaller batches.
 
 Why this keeps every guarantee of the one-batch loop:
 - each batch is still one transaction that holds its entities' advisory locks until its acks
-  commit; two batches in flight behave exactly like two workers, which the claim (SKIP LOCKED),
+  commit; batches in flight behave exactly like that many workers, which the claim (SKIP LOCKED),
   the locks and the external versions are built for (C11).  N+1 waiting for a lock N holds is
   fine: N commits on its own thread, never waiting for this one;
 - a row reclaimed before (a suspect) is processed alone, after the batch in flight has finished;
-- when the batch in flight fails, its rows are re-run one by one only after N+1 is finished,
+- when a batch in flight fails, its rows are re-run one by one only after N+1 is finished,
   because they may need locks N+1 holds on this thread;
-- any error leaving step() first ends the batch in flight (quiesce), so the loop's handlers
+- any error leaving step() first ends the batches in flight (quiesce), so the loop's handlers
   (back off, release, reconnect) never close a connection a delivery still uses;
-- stop(): step() claims nothing more, close() finishes the batch in flight, then the runner
+- stop(): step() claims nothing more, close() finishes the batches in flight, then the runner
   releases what is left.
 """
 from __future__ import annotations
 
 import logging
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -41,22 +43,21 @@ log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    def __init__(self, runner: "Runner"):
+    def __init__(self, runner: "Runner", depth: int = 1):
         self.runner = runner
-        self.in_flight: tuple["Batch", Future] | None = None
+        self.depth = max(1, depth)  # batches at the sink at once (OUTBOX_PIPELINE_DEPTH)
+        self.in_flight: deque[tuple["Batch", Future]] = deque()  # oldest first
         self._backlog = False  # the last claim came back full: read ahead while one is in flight
         self._pool: ThreadPoolExecutor | None = None
 
     def _submit(self, batch: "Batch") -> None:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"deliver-{self.runner.projection}")
-        self.in_flight = (batch, self._pool.submit(self.runner.finish_batch, batch))
+            self._pool = ThreadPoolExecutor(self.depth, thread_name_prefix=f"deliver-{self.runner.projection}")
+        self.in_flight.append((batch, self._pool.submit(self.runner.finish_batch, batch)))
 
     def _free_conn(self) -> "psycopg.Connection":
-        r = self.runner
-        if self.in_flight is not None and self.in_flight[0].conn is r.conn:
-            return r.spare
-        return r.conn
+        busy = {id(batch.conn) for batch, _ in self.in_flight}
+        return next(c for c in self.runner.batch_connections() if id(c) not in busy)
 
     # -- one loop iteration ---------------------------------------------------------------------------
     def step(self) -> bool:
@@ -95,26 +96,31 @@ class Pipeline:
                 self.drain()
                 self._settle_failed(events, conn, exc)
                 return True
-            if self.drain(next_batch=batch):
-                return True  # the batch in flight failed: `batch` was finished here, in order
+            while len(self.in_flight) >= self.depth:
+                if self._drain_oldest(next_batch=batch):
+                    return True  # a batch in flight failed: `batch` was finished here, in order
             self._submit(batch)
             return True
         except BaseException as exc:
-            if batch is not None and (self.in_flight is None or self.in_flight[0] is not batch):
+            if batch is not None and all(b is not batch for b, _ in self.in_flight):
                 r.abort_batch(batch, exc)
             self.quiesce()
-            for key in (r.conn, r.spare):  # nothing of ours is in flight any more
+            for key in r.batch_connections():  # nothing of ours is in flight any more
                 r.lease_keeper.untrack(key)
             raise
 
     # -- the batch in flight ----------------------------------------------------------------------------
-    def drain(self, next_batch: "Batch | None" = None) -> bool:
-        """Wait for the batch in flight and account for it.  True when `next_batch` (begun on this
-        thread) had to be finished here because the batch in flight failed."""
-        if self.in_flight is None:
-            return False
-        batch, future = self.in_flight
-        self.in_flight = None
+    def drain(self) -> None:
+        """Wait for every batch in flight and account for it."""
+        while self.in_flight:
+            self._drain_oldest()
+
+    def _drain_oldest(self, next_batch: "Batch | None" = None) -> bool:
+        """Wait for the oldest batch in flight and account for it.  True when `next_batch` (begun
+        on this thread) had to be finished here because that batch failed: its rows are re-run
+        one by one on this thread, and may need entity locks `next_batch` holds.  (Batches still
+        in flight hold locks too, but they commit on their own threads, never waiting for this one.)"""
+        batch, future = self.in_flight.popleft()
         try:
             report = future.result()
         except Exception as exc:
@@ -148,25 +154,23 @@ class Pipeline:
             r.lease_keeper.untrack(conn)
 
     def quiesce(self) -> None:
-        """On the way out of an error: let the batch in flight end, whatever its result (its rows,
-        if not acked, are released by the loop's error handling)."""
-        if self.in_flight is None:
-            return
-        batch, future = self.in_flight
-        self.in_flight = None
-        try:
-            report = future.result()
-        except Exception as exc:
-            log.info("the batch in flight failed too", extra={"rows": len(batch.events),
-                                                               "error": redact(str(exc))[:300]})
-        else:
-            self.runner._count(batch.events, report)
-            self.runner._log_terminal(batch.events, report)
-        finally:
-            self.runner.lease_keeper.untrack(batch.conn)
+        """On the way out of an error: let every batch in flight end, whatever its result (its
+        rows, if not acked, are released by the loop's error handling)."""
+        while self.in_flight:
+            batch, future = self.in_flight.popleft()
+            try:
+                report = future.result()
+            except Exception as exc:
+                log.info("a batch in flight failed too", extra={"rows": len(batch.events),
+                                                                 "error": redact(str(exc))[:300]})
+            else:
+                self.runner._count(batch.events, report)
+                self.runner._log_terminal(batch.events, report)
+            finally:
+                self.runner.lease_keeper.untrack(batch.conn)
 
     def close(self) -> None:
-        """Finish the batch in flight (stop: it is delivered and acked, not abandoned)."""
+        """Finish the batches in flight (stop: they are delivered and acked, not abandoned)."""
         try:
             self.drain()
         except Exception as exc:  # the runner's shutdown releases whatever is left

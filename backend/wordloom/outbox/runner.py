@@ -136,7 +136,7 @@ class Runner:
         self.hard_stop = threading.Event()  # stop waiting for anything (grace over, second signal)
         self.closed = threading.Event()     # side threads end
         self.conn: psycopg.Connection | None = None
-        self.spare: psycopg.Connection | None = None  # the pipeline's second batch connection
+        self.spares: list[psycopg.Connection] = []  # the pipeline's other batch connections
         self.listener: psycopg.Connection | None = None
         self.lease_keeper = LeaseKeeper(self)
         self.monitor = Monitor(self, es_probe)
@@ -144,7 +144,8 @@ class Runner:
         # experiments need the durable claim's per-event hooks, so they turn that off.
         self.in_claim = (getattr(settings, "deliver_in_claim", False) and hasattr(sink, "deliver_in_claim")
                          and not self.experiments.active)
-        self.pipeline = Pipeline(self) if getattr(settings, "pipeline", False) and not self.in_claim else None
+        self.pipeline = (Pipeline(self, getattr(settings, "pipeline_depth", 1))
+                         if getattr(settings, "pipeline", False) and not self.in_claim else None)
         self.in_claim_loop = InClaimLoop(self)
         self._last_reclaim = 0.0
         self._suspects_looked_at: float | None = None  # monotonic time of the last look that found none
@@ -184,8 +185,10 @@ class Runner:
                 if released:
                     log.info("released rows held before the reconnect", extra={"rows": len(released)})
             self._ever_connected = True
-        if self.pipeline is not None and (self.spare is None or self.spare.closed):
-            self.spare = self._batch_connection()
+        if self.pipeline is not None:
+            self.spares = [c for c in self.spares if not c.closed]
+            while len(self.spares) < self.pipeline.depth:
+                self.spares.append(self._batch_connection())
         if self._db_down_since is not None:
             log.info("database connection restored",
                      extra={"down_seconds": round(time.monotonic() - self._db_down_since, 3)})
@@ -205,13 +208,18 @@ class Runner:
         return conn
 
     def _disconnect(self) -> None:
-        for conn in (self.conn, self.spare, self.listener):
+        for conn in (self.conn, *self.spares, self.listener):
             if conn is not None:
                 try:
                     conn.close()
                 except Exception:
                     pass
-        self.conn = self.spare = self.listener = None
+        self.conn = self.listener = None
+        self.spares = []
+
+    def batch_connections(self) -> list[psycopg.Connection]:
+        """The connections batches run on: the main one, then the pipeline's spares."""
+        return [self.conn, *self.spares]
 
     def open(self) -> None:
         """Connect without starting the loop (tests and drills stepping with run_once())."""
