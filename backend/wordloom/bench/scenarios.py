@@ -212,10 +212,10 @@ def search_throughput(stack: BenchStack, n: int, doc_bytes: int, repeat: int, ta
         stack.drop_database(db_url)
 
 
-def chronicle_drain(stack: BenchStack, db_url: str, n: int, name: str, timeout: float = 1800) -> dict:
+def chronicle_drain(stack: BenchStack, db_url: str, n: int, name: str, timeout: float = 1800, **worker_env) -> dict:
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {CHRONICLE_TABLE}, chronicle_entries")
-        proc = stack.start_worker("chronicle", db_url, "unused", name)
+        proc = stack.start_worker("chronicle", db_url, "unused", name, **worker_env)
         proc.wait_ready()
         time.sleep(0.3)
         cpu0 = CpuMeter(stack, [proc])
