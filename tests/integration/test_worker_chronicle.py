@@ -4,24 +4,15 @@ import uuid
 import pytest
 
 from tests.support.outbox_helpers import (
-    add_block, add_chronicle_event, add_event, chronicle_snapshot, drain, make_book, outbox_rows, settings_for,
+    add_block, add_chronicle_event, add_event, chronicle_snapshot, drain, make_book, opened_runners, outbox_rows,
+    settings_for,
 )
-from wordloom.outbox.worker import build_runner
 
 
 @pytest.fixture
 def make_runner(db_url):
-    runners = []
-
-    def make(**env):
-        runner = build_runner(settings_for("chronicle", db_url, **env))
-        runner.open()
-        runners.append(runner)
-        return runner
-
-    yield make
-    for r in runners:
-        r.close()
+    with opened_runners() as open_runner:
+        yield lambda **env: open_runner(settings_for("chronicle", db_url, **env))
 
 
 def test_entries_are_projected_with_the_contract_summary(conn, make_runner):

@@ -8,25 +8,16 @@ path finds the row at fault."""
 import pytest
 
 from tests.support.outbox_helpers import (
-    RunnerThread, add_chronicle_event, chronicle_snapshot, make_book, outbox_rows, settings_for, status_counts,
-    wait_until,
+    RunnerThread, add_chronicle_event, chronicle_snapshot, make_book, opened_runners, outbox_rows, settings_for,
+    status_counts, wait_until,
 )
 from wordloom.outbox.worker import build_runner
 
 
 @pytest.fixture
 def make_runner(db_url):
-    runners = []
-
-    def make(**env):
-        runner = build_runner(settings_for("chronicle", db_url, **env))
-        runner.open()
-        runners.append(runner)
-        return runner
-
-    yield make
-    for r in runners:
-        r.close()
+    with opened_runners() as open_runner:
+        yield lambda **env: open_runner(settings_for("chronicle", db_url, **env))
 
 
 def test_one_statement_claims_the_oldest_rows_projects_and_settles_them(conn, make_runner):

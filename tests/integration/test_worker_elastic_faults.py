@@ -17,8 +17,8 @@ from elasticsearch import Elasticsearch
 from tests.support.convergence import assert_es_matches_search_index, outbox_settled, seed_books
 from tests.support.es_proxy import Answer, ESProxy, RejectItems, Slow, body_over, document_write, is_bulk
 from tests.support.outbox_helpers import (
-    RunnerThread, add_event, drain, es_doc, outbox_rows, put_search_row, remove_search_row, settings_for,
-    status_counts, wait_until,
+    RunnerThread, add_event, drain, es_doc, opened_runners, outbox_rows, put_search_row, remove_search_row,
+    settings_for, status_counts, wait_until,
 )
 from wordloom import domain
 from wordloom.devstack.elastic import EmbeddedElastic
@@ -38,17 +38,8 @@ def proxy(stack):
 
 @pytest.fixture
 def make_runner(db_url, es_index):
-    runners = []
-
-    def make(es_url: str, **env):
-        runner = build_runner(settings_for("search", db_url, es_url, es_index, **env))
-        runner.open()
-        runners.append(runner)
-        return runner
-
-    yield make
-    for r in runners:
-        r.close()
+    with opened_runners() as open_runner:
+        yield lambda es_url, **env: open_runner(settings_for("search", db_url, es_url, es_index, **env))
 
 
 def retry_delays(conn, ids) -> dict:

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from tests.support.outbox_helpers import (
-    add_event, drain, es_doc, outbox_rows, put_search_row, remove_search_row, settings_for,
+    add_event, drain, es_doc, opened_runners, outbox_rows, put_search_row, remove_search_row, settings_for,
 )
 from wordloom.devstack.ports import free_port
 from wordloom.outbox.worker import build_runner
@@ -19,19 +19,11 @@ from wordloom.search.index import document_id
 
 @pytest.fixture
 def make_runner(stack, db_url, es_index):
-    runners = []
-
-    def make(**env):
-        after = env.pop("after_state_read", None)
-        runner = build_runner(settings_for("search", db_url, stack.elastic_url, es_index, **env),
-                              after_state_read=after)
-        runner.open()
-        runners.append(runner)
-        return runner
-
-    yield make
-    for r in runners:
-        r.close()
+    with opened_runners() as open_runner:
+        def make(after_state_read=None, **env):
+            return open_runner(settings_for("search", db_url, stack.elastic_url, es_index, **env),
+                               after_state_read=after_state_read)
+        yield make
 
 
 def doc_state(es, index, entity_id, entity_type="book"):

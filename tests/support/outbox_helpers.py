@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from psycopg.rows import dict_row
@@ -18,6 +19,28 @@ from wordloom.outbox.store import OutboxStore
 from wordloom.settings import worker_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- in-process runners -------------------------------------------------------------------------
+@contextmanager
+def opened_runners():
+    """Yields open(settings, **build_kwargs) -> an opened in-process Runner; closes every runner it
+    opened on the way out (the body of each test module's `make_runner` fixture)."""
+    from wordloom.outbox.worker import build_runner
+
+    runners = []
+
+    def open_runner(settings, **build_kwargs):
+        runner = build_runner(settings, **build_kwargs)
+        runner.open()
+        runners.append(runner)
+        return runner
+
+    try:
+        yield open_runner
+    finally:
+        for runner in runners:
+            runner.close()
 
 
 # -- settings ------------------------------------------------------------------------------------
