@@ -127,7 +127,7 @@ def command_exists(module: str) -> bool:
     return importlib.util.find_spec(f"wordloom.commands.{module}") is not None
 
 
-def run_command(module: str, argv: list[str]) -> int:
+def run_command(module: str, argv: list[str], fixed: dict[str, str] | None = None) -> int:
     """Run wordloom.commands.<module> under the typed path; a command not built yet is one line.
 
     This is all an implementation file under legacy does after mapping its old flags."""
@@ -139,7 +139,7 @@ def run_command(module: str, argv: list[str]) -> int:
     if not command_exists(module):
         print(f"{entry_path()}: command wordloom.commands.{module} is not part of this checkout", file=sys.stderr)
         return 1
-    return run(module, argv, prog=entry_path())
+    return run(module, argv, prog=entry_path(), fixed=fixed)
 
 
 def forward(shim_file: str, registry: dict | None = None) -> None:

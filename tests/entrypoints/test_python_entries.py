@@ -46,10 +46,10 @@ def test_stdout_and_exit_code_equal_the_direct_call_C27(path):
         target = ENTRIES[target]["target"]
     if target.endswith(".py"):
         impl = ENTRIES[target]
-        module, fixed = impl["target"].split(".")[-1], impl.get("args", [])
+        module, leading, fixed = impl["target"].split(".")[-1], impl.get("args", []), impl.get("fixed")
         direct = (
             "import sys; from wordloom.commands.base import run_command; "
-            f"sys.exit(run_command({module!r}, {fixed!r} + sys.argv[1:], prog={path!r}))"
+            f"sys.exit(run_command({module!r}, {leading!r} + sys.argv[1:], prog={path!r}, fixed={fixed!r}))"
         )
     else:  # the cli router
         direct = f"import sys; from wordloom.cli import main; sys.exit(main(sys.argv[1:], prog={path!r}))"

@@ -70,3 +70,27 @@ def test_error_reason_type_accepts_every_known_reason():
     from wordloom.outbox.retry import ALL_REASONS
 
     assert all(error_reason(f" {r} ") == r for r in ALL_REASONS)
+
+
+def test_an_entry_path_that_fixes_the_outbox_hides_it_and_overrides_a_typed_value(capsys, monkeypatch):
+    """search_outbox_replay_failed.py stands for the search outbox: --outbox is neither asked for
+    nor shown, and a runbook line that spelled out another value still replays the file's outbox."""
+    from wordloom.commands import replay_failed
+    from wordloom.commands.base import run_command
+
+    with pytest.raises(SystemExit):
+        run_command("replay_failed", ["--help"], prog="search_outbox_replay_failed.py", fixed={"--outbox": "search"})
+    help_text = capsys.readouterr().out
+    assert "--outbox" not in help_text.split("This entry path")[0]
+    assert "This entry path always uses --outbox search." in help_text
+    seen = []
+    monkeypatch.setattr(replay_failed.COMMAND, "handle", lambda args: seen.append(args.outbox) or 0)
+    monkeypatch.setattr(replay_failed.COMMAND, "guards_environment", False)
+    for typed in ([], ["--outbox", "chronicle"]):
+        assert run_command("replay_failed", ["--env-file", "", "--by", "x", "--reason", "y", *typed],
+                           prog="p", fixed={"--outbox": "search"}) == 0
+    assert seen == ["search", "search"]
+    # Without a fixed value the option stays required.
+    with pytest.raises(SystemExit) as exit_info:
+        run_command("replay_failed", ["--by", "x", "--reason", "y"], prog="cli.py ops replay-failed")
+    assert exit_info.value.code == 2

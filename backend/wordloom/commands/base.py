@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..db.connect import DatabaseUnavailable
 from ..envfile import EnvFileNotFound, load_env_file, resolve_env_file
@@ -66,9 +66,16 @@ class Command:
             raise CommandError(f"env file not found: {name} (tried: {', '.join(map(str, exc.tried))})") from None
         load_env_file(path)
 
-    def run(self, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    def run(self, argv: Sequence[str] | None = None, prog: str | None = None,
+            fixed: Mapping[str, str] | None = None) -> int:
+        """`fixed`: options an entry path decides by its own name (the v3 file
+        search_outbox_replay_failed.py replays the search outbox): they leave the help and the
+        required list, and take that value whatever was typed."""
         parser = self.build_parser(prog)
+        fixed_dests = {_fix_option(parser, option, value): value for option, value in (fixed or {}).items()}
         args = parser.parse_args(argv)
+        for dest, value in fixed_dests.items():
+            setattr(args, dest, value)  # typed or not (a runbook that spelled it out still works)
         try:
             self.load_env(args)
             from ..observability.logs import setup_logging
@@ -94,9 +101,20 @@ class Command:
             return 1
 
 
-def run_command(module_name: str, argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+def _fix_option(parser: argparse.ArgumentParser, option: str, value: str) -> str:
+    """Take `option` out of the help and the required list; returns its dest."""
+    action = next(a for a in parser._actions if option in a.option_strings)
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"{option} {value!r} is not one of {sorted(action.choices)}")
+    action.required, action.help, action.default = False, argparse.SUPPRESS, value
+    parser.epilog = ((parser.epilog + "\n\n") if parser.epilog else "") + f"This entry path always uses {option} {value}."
+    return action.dest
+
+
+def run_command(module_name: str, argv: Sequence[str] | None = None, prog: str | None = None,
+                fixed: Mapping[str, str] | None = None) -> int:
     """Import `wordloom.commands.<module_name>` and run its COMMAND."""
     import importlib
 
     module = importlib.import_module(f"wordloom.commands.{module_name}")
-    return module.COMMAND.run(argv, prog=prog or os.path.basename(sys.argv[0]))
+    return module.COMMAND.run(argv, prog=prog or os.path.basename(sys.argv[0]), fixed=fixed)
