@@ -96,3 +96,13 @@ def worker_env(stack, db_url, es_index):
         WORDLOOM_VAR_DIR=str(_TEST_VAR),
     )
     return env
+
+
+@pytest.fixture
+def chronicle_runner(db_url):
+    """chronicle_runner(**env) -> an opened in-process chronicle Runner on this test's database;
+    every one is closed after the test."""
+    from tests.support.outbox_helpers import opened_runners, settings_for
+
+    with opened_runners() as open_runner:
+        yield lambda **env: open_runner(settings_for("chronicle", db_url, **env))

@@ -1,26 +1,17 @@
 """The chronicle sink with an in-process runner: entries and acks in one transaction."""
 import uuid
 
-import pytest
-
 from tests.support.outbox_helpers import (
-    add_block, add_chronicle_event, add_event, chronicle_snapshot, drain, make_book, opened_runners, outbox_rows,
-    settings_for,
+    add_block, add_chronicle_event, add_event, chronicle_snapshot, drain, make_book, outbox_rows,
 )
 
 
-@pytest.fixture
-def make_runner(db_url):
-    with opened_runners() as open_runner:
-        yield lambda **env: open_runner(settings_for("chronicle", db_url, **env))
-
-
-def test_entries_are_projected_with_the_contract_summary(conn, make_runner):
+def test_entries_are_projected_with_the_contract_summary(conn, chronicle_runner):
     _, book = make_book(conn)
     block = add_block(conn, book)
     e1 = add_chronicle_event(conn, book, "book_created", payload={"title": "A book"})
     e2 = add_chronicle_event(conn, book, "block_added", block_id=block)
-    runner = make_runner(CHRONICLE_PROJECTION_VERSION="3")
+    runner = chronicle_runner(CHRONICLE_PROJECTION_VERSION="3")
     [report] = drain(runner)
     assert report.done == 2
     rows = dict((r[0], r) for r in conn.execute("SELECT id, summary, projection_version, payload FROM chronicle_entries"))
@@ -29,13 +20,13 @@ def test_entries_are_projected_with_the_contract_summary(conn, make_runner):
     assert {r["status"] for r in outbox_rows(conn, "chronicle").values()} == {"done"}
 
 
-def test_chronicle_exactly_once_same_batch_twice_is_byte_identical(conn, make_runner):
+def test_chronicle_exactly_once_same_batch_twice_is_byte_identical(conn, chronicle_runner):
     """Chronicle exactly-once and C04: the same batch delivered again (re-claimed) leaves every
     chronicle_entries column byte-identical, updated_at included."""
     _, book = make_book(conn)
     for i in range(5):
         add_chronicle_event(conn, book, "block_added", payload={"n": i, "text": "é€😀"})
-    runner = make_runner()
+    runner = chronicle_runner()
     drain(runner)
     once = chronicle_snapshot(conn)
     assert len(once) == 5
@@ -47,11 +38,11 @@ def test_chronicle_exactly_once_same_batch_twice_is_byte_identical(conn, make_ru
                                 reason="unchanged") == 5
 
 
-def test_C04_lost_lease_redelivery_counts_a_mismatch_and_changes_nothing(conn, make_runner):
+def test_C04_lost_lease_redelivery_counts_a_mismatch_and_changes_nothing(conn, chronicle_runner):
     _, book = make_book(conn)
     for i in range(3):
         add_chronicle_event(conn, book, "book_renamed", payload={"i": i})
-    worker_a, worker_b = make_runner(), make_runner()
+    worker_a, worker_b = chronicle_runner(), chronicle_runner()
     events_a = worker_a.store.claim_batch(worker_a.conn, worker_a.owner, 10, 30)
     conn.execute("UPDATE chronicle_outbox_events SET lease_until = now() - interval '1 second'")
     worker_b.store.reclaim_expired(worker_b.conn, 600, 3)
@@ -63,24 +54,24 @@ def test_C04_lost_lease_redelivery_counts_a_mismatch_and_changes_nothing(conn, m
     assert chronicle_snapshot(conn) == single
 
 
-def test_a_lower_projection_version_never_overwrites_a_higher_one(conn, make_runner):
+def test_a_lower_projection_version_never_overwrites_a_higher_one(conn, chronicle_runner):
     _, book = make_book(conn)
     event_id = add_chronicle_event(conn, book, "book_created")
-    drain(make_runner(CHRONICLE_PROJECTION_VERSION="2"))
+    drain(chronicle_runner(CHRONICLE_PROJECTION_VERSION="2"))
     before = chronicle_snapshot(conn)
     conn.execute("UPDATE chronicle_events SET payload = '{\"changed\": true}' WHERE id = %s", (event_id,))
     add_event(conn, "chronicle", "chronicle_event", event_id, "upsert", 1)
-    drain(make_runner(CHRONICLE_PROJECTION_VERSION="1"))
+    drain(chronicle_runner(CHRONICLE_PROJECTION_VERSION="1"))
     assert chronicle_snapshot(conn) == before
     add_event(conn, "chronicle", "chronicle_event", event_id, "upsert", 1)
-    drain(make_runner(CHRONICLE_PROJECTION_VERSION="2"))
+    drain(chronicle_runner(CHRONICLE_PROJECTION_VERSION="2"))
     assert conn.execute("SELECT payload FROM chronicle_entries WHERE id = %s", (event_id,)).fetchone()[0] == {"changed": True}
 
 
-def test_an_event_that_is_gone_removes_its_entry(conn, make_runner):
+def test_an_event_that_is_gone_removes_its_entry(conn, chronicle_runner):
     _, book = make_book(conn)
     keep = add_chronicle_event(conn, book, "book_created")
-    runner = make_runner()
+    runner = chronicle_runner()
     drain(runner)
     other_lib, other_book = make_book(conn, "to be deleted")
     gone = add_chronicle_event(conn, other_book, "book_created")
@@ -93,11 +84,11 @@ def test_an_event_that_is_gone_removes_its_entry(conn, make_runner):
     assert outbox_rows(conn, "chronicle")[delete_id]["status"] == "done"
 
 
-def test_entries_and_acks_commit_together(conn, make_runner):
+def test_entries_and_acks_commit_together(conn, chronicle_runner):
     """A failure inside the batch transaction leaves neither entries nor acks behind."""
     _, book = make_book(conn)
     event_id = add_chronicle_event(conn, book, "book_created")
-    runner = make_runner(OUTBOX_FAULT_INJECT_KIND="transient", OUTBOX_MAX_ATTEMPTS="5")
+    runner = chronicle_runner(OUTBOX_FAULT_INJECT_KIND="transient", OUTBOX_MAX_ATTEMPTS="5")
     report = runner.run_once()
     assert report.retried == 1
     assert conn.execute("SELECT count(*) FROM chronicle_entries").fetchone()[0] == 0

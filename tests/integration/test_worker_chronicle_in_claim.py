@@ -5,25 +5,17 @@ It must keep every promise of the durable claim it replaces in the loop: oldest 
 same entries and the same exactly-once effect, suspects (rows reclaimed before) still claimed alone
 and durably (C12), and a failing statement that leaves nothing behind, after which the ordinary
 path finds the row at fault."""
-import pytest
-
 from tests.support.outbox_helpers import (
-    RunnerThread, add_chronicle_event, chronicle_snapshot, make_book, opened_runners, outbox_rows, settings_for,
+    RunnerThread, add_chronicle_event, chronicle_snapshot, make_book, outbox_rows, settings_for,
     status_counts, wait_until,
 )
 from wordloom.outbox.worker import build_runner
 
 
-@pytest.fixture
-def make_runner(db_url):
-    with opened_runners() as open_runner:
-        yield lambda **env: open_runner(settings_for("chronicle", db_url, **env))
-
-
-def test_one_statement_claims_the_oldest_rows_projects_and_settles_them(conn, make_runner):
+def test_one_statement_claims_the_oldest_rows_projects_and_settles_them(conn, chronicle_runner):
     _, book = make_book(conn)
     events = [add_chronicle_event(conn, book, "block_added", payload={"n": i}) for i in range(7)]
-    runner = make_runner(OUTBOX_BATCH_SIZE="5")
+    runner = chronicle_runner(OUTBOX_BATCH_SIZE="5")
     assert runner.in_claim and runner.pipeline is None
     first = runner.run_in_claim()
     assert (first.claimed, first.done, first.failed, first.lost) == (5, 5, 0, 0)
@@ -42,12 +34,12 @@ def test_one_statement_claims_the_oldest_rows_projects_and_settles_them(conn, ma
     assert runner.metrics.value("outbox_processed_total", projection="chronicle", op="upsert") == 7
 
 
-def test_the_same_rows_twice_leave_byte_identical_entries_and_count_noops(conn, make_runner):
+def test_the_same_rows_twice_leave_byte_identical_entries_and_count_noops(conn, chronicle_runner):
     """C04 on this path: a redelivery rewrites nothing (updated_at included)."""
     _, book = make_book(conn)
     for i in range(4):
         add_chronicle_event(conn, book, "block_added", payload={"n": i, "text": "é€😀"})
-    runner = make_runner()
+    runner = chronicle_runner()
     assert runner.run_in_claim().done == 4
     once = chronicle_snapshot(conn)
     conn.execute("UPDATE chronicle_outbox_events SET status = 'pending', owner = NULL")
@@ -57,10 +49,10 @@ def test_the_same_rows_twice_leave_byte_identical_entries_and_count_noops(conn, 
                                 reason="unchanged") == 4
 
 
-def test_an_entry_whose_event_is_gone_is_removed(conn, make_runner):
+def test_an_entry_whose_event_is_gone_is_removed(conn, chronicle_runner):
     _, book = make_book(conn)
     event = add_chronicle_event(conn, book, "book_created")
-    runner = make_runner()
+    runner = chronicle_runner()
     runner.run_in_claim()
     conn.execute("DELETE FROM chronicle_events WHERE id = %s", (event,))
     conn.execute("INSERT INTO chronicle_outbox_events (id, entity_type, entity_id, op) "
@@ -70,21 +62,21 @@ def test_an_entry_whose_event_is_gone_is_removed(conn, make_runner):
     assert conn.execute("SELECT count(*) FROM chronicle_entries").fetchone()[0] == 0
 
 
-def test_a_suspect_is_still_claimed_alone_and_durably(conn, make_runner):
+def test_a_suspect_is_still_claimed_alone_and_durably(conn, chronicle_runner):
     """C12: a row reclaimed before may be one that kills its worker; it gets the lease-holding
     claim, alone, so a crash is counted by the next reclaim."""
     _, book = make_book(conn)
     add_chronicle_event(conn, book, "a")
     suspect = add_chronicle_event(conn, book, "b")
     conn.execute("UPDATE chronicle_outbox_events SET reclaim_count = 1 WHERE entity_id = %s", (suspect,))
-    runner = make_runner()
+    runner = chronicle_runner()
     report = runner.run_in_claim()
     assert report.suspect and report.claimed == 1
     assert {r["entity_id"]: r["status"] for r in outbox_rows(conn, "chronicle").values()}[suspect] == "done"
     assert status_counts(conn, "chronicle") == {"done": 1, "pending": 1}
 
 
-def test_a_failing_statement_changes_nothing_and_the_ordinary_path_isolates_the_row(conn, make_runner):
+def test_a_failing_statement_changes_nothing_and_the_ordinary_path_isolates_the_row(conn, chronicle_runner):
     """A row that makes the projection fail (here a trigger refuses one entry with a data error):
     the one-statement batch rolls back whole, the batch is re-run through the durable claim, which
     fails that row alone; the others are projected."""
@@ -99,7 +91,7 @@ def test_a_failing_statement_changes_nothing_and_the_ordinary_path_isolates_the_
         END $$;
         CREATE TRIGGER refuse_poison BEFORE INSERT ON chronicle_entries FOR EACH ROW EXECUTE FUNCTION refuse_poison();
     """)
-    runner = make_runner()
+    runner = chronicle_runner()
     report = runner.run_in_claim()
     assert report.claimed == 4 and report.done == 3
     statuses = {r["entity_id"]: (r["status"], r["error_reason"]) for r in outbox_rows(conn, "chronicle").values()}
@@ -108,10 +100,10 @@ def test_a_failing_statement_changes_nothing_and_the_ordinary_path_isolates_the_
     assert {r[0] for r in conn.execute("SELECT id FROM chronicle_entries")} == set(good)
 
 
-def test_fault_experiments_keep_the_durable_claim(make_runner):
-    assert not make_runner(OUTBOX_FAULT_INJECT_KIND="deterministic").in_claim
-    assert not make_runner(OUTBOX_DELIVER_IN_CLAIM="0").in_claim
-    assert make_runner().in_claim
+def test_fault_experiments_keep_the_durable_claim(chronicle_runner):
+    assert not chronicle_runner(OUTBOX_FAULT_INJECT_KIND="deterministic").in_claim
+    assert not chronicle_runner(OUTBOX_DELIVER_IN_CLAIM="0").in_claim
+    assert chronicle_runner().in_claim
 
 
 def test_the_worker_loop_drains_through_it(conn, db_url):
@@ -124,7 +116,7 @@ def test_the_worker_loop_drains_through_it(conn, db_url):
     assert runner.metrics.value("outbox_processed_total", projection="chronicle", op="upsert") == 120
 
 
-def test_suspects_are_looked_for_once_a_second_and_at_once_after_this_workers_reclaim(conn, make_runner, monkeypatch):
+def test_suspects_are_looked_for_once_a_second_and_at_once_after_this_workers_reclaim(conn, chronicle_runner, monkeypatch):
     """claim_suspect spares the query on most batches: a suspect another worker's reclaim made
     waits until the next look (at most SUSPECT_LOOK_SECONDS), never in a clean batch; one this
     worker's own reclaim made is taken before the next batch."""
@@ -132,7 +124,7 @@ def test_suspects_are_looked_for_once_a_second_and_at_once_after_this_workers_re
 
     _, book = make_book(conn)
     add_chronicle_event(conn, book, "first")
-    runner = make_runner()
+    runner = chronicle_runner()
     assert runner.run_in_claim().done == 1  # looked for suspects: none
     by_another = add_chronicle_event(conn, book, "reclaimed elsewhere")
     conn.execute("UPDATE chronicle_outbox_events SET reclaim_count = 1 WHERE entity_id = %s", (by_another,))
