@@ -233,3 +233,20 @@ def test_the_load_stops_on_a_rejected_document_and_counts_the_rest(conn, es, es_
     es.indices.create(index=refusing, mappings={"dynamic": "strict", "properties": {"entity_type": {"type": "keyword"}}})
     with pytest.raises(RebuildError, match=r"documents rejected, first: book:"):
         bulk_load(es, conn, refusing, batch_size=2)
+
+
+def test_the_new_index_serves_with_periodic_refresh_and_records_its_verified_count(db_url, worker_env, es, es_index):
+    """Refresh stays off through load and verification (rebuild_es.py step 5); the index the alias
+    moves to must serve with periodic refresh on, and its history row carries the count that the
+    verification checked against search_index."""
+    alias = es_index
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        _seed_rows(conn, 15)
+    r = run_cli(worker_env, *REBUILD_ES)
+    assert r.returncode == 0, r.stderr
+    assert "docs=15" in r.stdout
+    settings = es.indices.get_settings(index=f"{alias}_v1")[f"{alias}_v1"]["settings"]["index"]
+    assert settings.get("refresh_interval") == "1s"
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT doc_count FROM search_alias_history WHERE index_name = %s",
+                            (f"{alias}_v1",)).fetchone() == (15,)
