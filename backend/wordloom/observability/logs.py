@@ -56,10 +56,26 @@ class RedactingTextFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """Writes each record to `sys.stderr` as it is at that moment, not as it was at setup.
+
+    Why: a command run in-process (tests, the bench) sets logging up while sys.stderr is a capture
+    that is closed afterwards; a handler holding that object printed "--- Logging error ---
+    ValueError: I/O operation on closed file" for every later record."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:  # StreamHandler.__init__ assigns it; the property decides
+        pass
+
+
 def setup_logging(environ=None, stream=None) -> None:
     env = Env(environ)
     level = (env.str("LOG_LEVEL", "INFO") or "INFO").upper()
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else CurrentStderrHandler()
     if env.bool("LOG_JSON", True):
         handler.setFormatter(JsonFormatter())
     else:
