@@ -273,53 +273,45 @@ def test_an_uncaught_exception_is_one_masked_json_line(tmp_path):
     assert not any(s in result.stderr + result.stdout for s in ("thread-secret", "main-secret", "abcdefghijkl"))
 
 
-def test_setup_logging_text_mode_masks_too():
+@pytest.fixture
+def restored_logging():
+    """setup_logging() replaces the root handlers and the exception hooks of the whole process:
+    put them back after the test, so later tests log where pytest expects."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, sys.excepthook, threading.excepthook)
+    yield root
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    for h in saved[0]:
+        root.addHandler(h)
+    root.setLevel(saved[1])
+    sys.excepthook, threading.excepthook = saved[2], saved[3]
+
+
+def test_setup_logging_text_mode_masks_too(restored_logging):
     from wordloom.observability.logs import setup_logging
 
     stream = io.StringIO()
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level, sys.excepthook, threading.excepthook)
-    try:
-        setup_logging({"LOG_JSON": "false"}, stream=stream)
-        logging.getLogger("wordloom.x").warning("url %s", "http://u:text-secret@h:1")
-    finally:
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        for h in saved[0]:
-            root.addHandler(h)
-        root.setLevel(saved[1])
-        sys.excepthook, threading.excepthook = saved[2], saved[3]
+    setup_logging({"LOG_JSON": "false"}, stream=stream)
+    logging.getLogger("wordloom.x").warning("url %s", "http://u:text-secret@h:1")
     assert "text-secret" not in stream.getvalue() and "http://u:***@h:1" in stream.getvalue()
 
 
-def test_setup_logging_follows_sys_stderr_when_it_is_replaced():
+def test_setup_logging_follows_sys_stderr_when_it_is_replaced(restored_logging, monkeypatch):
     """A command run in-process sets logging up under a captured stderr that is later closed;
     records logged after that must go to the stderr of their own moment, not raise on the old one."""
     from wordloom.observability.logs import setup_logging
 
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level, sys.excepthook, threading.excepthook, sys.stderr)
     first, second = io.StringIO(), io.StringIO()
     raised = []
-    saved_raise = logging.raiseExceptions
-    try:
-        sys.stderr = first
-        setup_logging({"LOG_JSON": "true"})
-        logging.getLogger("wordloom.x").warning("first line")
-        first.close()
-        sys.stderr = second
-        logging.raiseExceptions = False  # a failing emit would call handleError; record it instead
-        for h in root.handlers:
-            h.handleError = lambda record, _raised=raised: _raised.append(record)
-        logging.getLogger("wordloom.x").warning("second line")
-    finally:
-        logging.raiseExceptions = saved_raise
-        sys.stderr = saved[4]
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        for h in saved[0]:
-            root.addHandler(h)
-        root.setLevel(saved[1])
-        sys.excepthook, threading.excepthook = saved[2], saved[3]
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging({"LOG_JSON": "true"})
+    logging.getLogger("wordloom.x").warning("first line")
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    monkeypatch.setattr(logging, "raiseExceptions", False)  # a failing emit calls handleError: record it
+    for h in restored_logging.handlers:
+        h.handleError = lambda record, _raised=raised: _raised.append(record)
+    logging.getLogger("wordloom.x").warning("second line")
     assert raised == []
     assert [json.loads(line)["message"] for line in second.getvalue().splitlines()] == ["second line"]
